@@ -1,0 +1,24 @@
+"""Competition agents for CartPole-v1 and InvertedPendulum-v5 (`kymnasium.Agent` subclasses).
+
+The evaluator does `AgentClass.load(path).act(observation, info)`; `path` is a prefix naming
+`{path}.keras` (the Keras model) and `{path}.config` (a pickled plain dict of settings).
+"""
+
+from agents.agent_files import AgentFileError
+from agents.base import PolicyAgent
+from agents.cartpole import CartPoleAgent
+from agents.inverted_pendulum import InvertedPendulumAgent
+
+#: Agent classes by the short task name used on every command line.
+AGENT_CLASSES: dict[str, type[PolicyAgent]] = {
+    CartPoleAgent.kind: CartPoleAgent,
+    InvertedPendulumAgent.kind: InvertedPendulumAgent,
+}
+
+__all__ = [
+    "AGENT_CLASSES",
+    "AgentFileError",
+    "CartPoleAgent",
+    "InvertedPendulumAgent",
+    "PolicyAgent",
+]

@@ -1,0 +1,36 @@
+"""The InvertedPendulum-v5 agent: a Gaussian policy acting with its mean."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from agents.base import PolicyAgent
+
+#: The environment's action bounds (gymnasium's InvertedPendulum-v5: Box(-3, 3, (1,))).
+ACTION_LOW = -3.0
+ACTION_HIGH = 3.0
+
+
+class InvertedPendulumAgent(PolicyAgent):
+    """Pushes the cart with the Gaussian policy's mean force, clipped to [-3, 3].
+
+    The model maps observations (None, 4) to `[mean (None, 1), log_std (None, 1)]`; acting
+    uses the mean only (the evaluation rule of the course), so the fast path skips the
+    log-std head.
+    """
+
+    kind: ClassVar[str] = "pendulum"
+    env_id: ClassVar[str] = "InvertedPendulum-v5"
+
+    @classmethod
+    def expected_output_shape(cls) -> tuple[int, ...]:
+        return (1,)
+
+    @classmethod
+    def action_space_config(cls) -> dict[str, Any]:
+        return {"type": "box", "low": [ACTION_LOW], "high": [ACTION_HIGH], "shape": [1]}
+
+    def _action(self, output: np.ndarray) -> np.ndarray:
+        return np.clip(output, ACTION_LOW, ACTION_HIGH).astype(np.float32, copy=False)

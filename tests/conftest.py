@@ -1,0 +1,47 @@
+"""Shared fixtures: small policy models built in the tests, so no test needs shipped files."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+import keras
+import numpy as np
+import pytest
+
+
+def cartpole_model(hidden: int = 16, seed: int = 0) -> keras.Model:
+    """4 -> hidden ReLU -> 2 softmax, the course's policy shape at a test size."""
+    initializer = keras.initializers.HeNormal(seed=seed)
+    return keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(hidden, activation="relu", kernel_initializer=initializer),
+            keras.layers.Dense(2, kernel_initializer=keras.initializers.GlorotNormal(seed)),
+            keras.layers.Activation("softmax"),
+        ]
+    )
+
+
+def pendulum_model(hidden: int = 16, seed: int = 0) -> keras.Model:
+    """4 -> hidden -> hidden -> [3 tanh mean, 3 tanh - 2 log-std], the course's actor."""
+    inputs = keras.Input((4,))
+    features = inputs
+    for index in range(2):
+        features = keras.layers.Dense(
+            hidden, activation="relu", kernel_initializer=keras.initializers.HeNormal(seed + index)
+        )(features)
+    mean = keras.layers.Rescaling(3.0)(keras.layers.Dense(1, activation="tanh")(features))
+    log_std = keras.layers.Rescaling(3.0, offset=-2.0)(
+        keras.layers.Dense(1, activation="tanh")(features)
+    )
+    return keras.Model(inputs, [mean, log_std])
+
+
+@pytest.fixture
+def observations() -> np.ndarray:
+    """1,000 random observations spread wider than the tasks' usual range."""
+    return np.random.default_rng(7).normal(scale=1.5, size=(1000, 4))
