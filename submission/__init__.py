@@ -1,0 +1,1 @@
+"""What `submit.py` uses: the bundle writer and checker, and the fresh-process probe."""

@@ -1,0 +1,277 @@
+"""Validate an agent the way the evaluator will run it, then bundle it into one verified zip.
+
+    python submit.py --agent pendulum                  # shipped weights/pendulum -> dist/
+    python submit.py --agent cartpole --weights runs/x/final --episodes 50 --json
+    python submit.py --verify dist/pendulum.zip        # re-check any bundle
+
+Steps: (1) the weight files load safely and are for this task; (2) in a fresh, isolated Python
+whose import path holds only the staged bundle, the agent class imports from the bundle, loads,
+acts inside the action space, deterministically, fast enough, and scores at least the bar over
+seeded greedy episodes; (3) a reproducible zip with a hashed manifest is written to a temporary
+file; (4) that zip is extracted (refusing unsafe entries), its hashes checked, and the agent
+loaded and run again from there; only then is it renamed into place. Exit 0 only if all passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REPO_ROOT = Path(__file__).resolve().parent
+DEFAULT_OUT = REPO_ROOT / "dist"
+DEFAULT_EPISODES = 20
+DEFAULT_SEED = 0
+#: Gymnasium's "solved" thresholds, the default bar a submission must clear.
+SOLVED_SCORES = {"cartpole": 475.0, "pendulum": 950.0}
+#: Our agents act in ~10-20 us; a p99 over this means the slow path or something worse.
+DEFAULT_MAX_P99_US = 500.0
+BUNDLE_MODE = 0o644
+STAGE_TITLES = {
+    "files": "weight files (this process, safe loaders):",
+    "staged": "staged bundle, in a fresh isolated Python:",
+    "zip": "the finished zip, extracted and re-run in a fresh isolated Python:",
+}
+#: How to fix each kind of failure, shown with the error.
+FIXES = {
+    "weights": "check --weights (a prefix: PREFIX.keras + PREFIX.config written by Agent.save); "
+    "re-save or retrain the agent (see README, Training)",
+    "import": "every module the agents package imports must be inside it (--agents-dir); "
+    "do not rely on files outside the package",
+    "kymnasium.Agent": "agent classes must subclass kymnasium.Agent",
+    "load": "the files must load with the agent class being bundled",
+    "act": "act(observation, info) must return an action env.step accepts for every observation",
+    "actions": "CartPole: return an int; the pendulum: a float32 ndarray of shape (1,) in [-3, 3]",
+    "deterministic": "evaluation must be greedy: no sampling in act()",
+    "latency": "check agent.fast_path_problem (is act() calling Keras?) or raise --max-p99-us",
+    "score": "train longer or choose a better checkpoint (--weights); --min-score sets the bar",
+    "probe": "read the traceback above; the agent crashed in a fresh Python",
+    "bundle": "the zip differs from what was validated (disk or tampering): build it again",
+}
+
+
+def _print_check(check: dict[str, Any]) -> None:
+    mark = "ok  " if check["ok"] else "FAIL"
+    print(f"  {mark} {check['name']:<15} {check['detail']}")
+
+
+def _print_checks(checks: list[dict[str, Any]]) -> None:
+    stage = None
+    for check in checks:
+        if check.get("stage") != stage:
+            stage = check.get("stage")
+            print(STAGE_TITLES.get(stage, stage))
+        _print_check(check)
+
+
+class CheckFailedError(Exception):
+    """A check failed: the report says which, what was found and how to fix it."""
+
+    def __init__(self, check: str, detail: str) -> None:
+        super().__init__(f"{check}: {detail}")
+        self.check, self.detail = check, detail
+
+
+def static_check(kind: str, prefix: Path) -> str:
+    """Load the pair in this process (safe loaders only) before anything else runs."""
+    from agents import AGENT_CLASSES, AgentFileError
+
+    agent_class = AGENT_CLASSES[kind]
+    try:
+        agent = agent_class.load(prefix)
+    except AgentFileError as error:
+        raise CheckFailedError("weights", str(error)) from error
+    speed = "fast NumPy path" if agent.uses_fast_path else f"SLOW: {agent.fast_path_problem}"
+    return f"{prefix}.keras + .config load safely as {agent_class.__name__} ({speed})"
+
+
+def probe_or_fail(
+    bundle: Path, settings: Any, checks: list[dict[str, Any]], stage: str
+) -> dict[str, Any]:
+    from submission.bundle import run_probe
+
+    report = run_probe(bundle, settings)
+    checks.extend({**check, "stage": stage} for check in report["checks"])
+    if not report["ok"]:
+        failed = next(check for check in report["checks"] if not check["ok"])
+        raise CheckFailedError(failed["name"], failed["detail"])
+    return report
+
+
+def verify_zip(zip_path: Path, checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Extract safely, check every hash, then load and run the agent from the extracted copy."""
+    from submission.bundle import BundleError, ProbeSettings, check_extracted, safe_extract
+
+    with tempfile.TemporaryDirectory(prefix="submit-verify-") as folder:
+        root = Path(folder)
+        try:
+            names = safe_extract(zip_path, root)
+            manifest = check_extracted(root, names)
+            settings = ProbeSettings(**manifest["validation"]["settings"])
+        except (BundleError, KeyError, TypeError) as error:
+            raise CheckFailedError("bundle", f"{zip_path}: {error}") from error
+        checks.append(
+            {
+                "name": "bundle",
+                "stage": "zip",
+                "ok": True,
+                "detail": f"{zip_path.name}: {len(names)} entries inside the folder, "
+                f"{len(manifest['files'])} SHA-256 hashes match the manifest",
+            }
+        )
+        report = probe_or_fail(root, settings, checks, "zip")
+    scores = {check["name"]: check for check in report["checks"]}["score"]
+    recorded = manifest["validation"]["score"]
+    if (scores["mean"], scores["min"]) != (recorded["mean"], recorded["min"]):
+        raise CheckFailedError("bundle", f"scores from the zip {scores} differ from the manifest's")
+    return manifest
+
+
+def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
+    """Validate, bundle and verify; returns the final zip path."""
+    from agents import AGENT_CLASSES
+    from agents.base import library_versions
+    from submission.bundle import (
+        BundleError,
+        ProbeSettings,
+        stage_bundle,
+        write_manifest,
+        write_reproducible_zip,
+    )
+
+    kind = args.agent
+    agent_class = AGENT_CLASSES[kind]
+    prefix = args.weights or REPO_ROOT / "weights" / kind
+    checks.append(
+        {"name": "weights", "stage": "files", "ok": True, "detail": static_check(kind, prefix)}
+    )
+    settings = ProbeSettings(
+        agent_class=f"agents:{agent_class.__name__}",
+        weights=kind,
+        env_id=agent_class.env_id,
+        episodes=args.episodes,
+        seed=args.seed,
+        min_score=SOLVED_SCORES[kind] if args.min_score is None else args.min_score,
+        max_p99_us=args.max_p99_us,
+        max_steps=args.max_steps,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    target = args.out / f"{kind}.zip"
+    with tempfile.TemporaryDirectory(prefix="submit-stage-") as folder:
+        stage = Path(folder) / "bundle"
+        try:
+            stage_bundle(stage, args.agents_dir, prefix, kind)
+        except BundleError as error:
+            raise CheckFailedError("import", str(error)) from error
+        report = probe_or_fail(stage, settings, checks, "staged")
+        score = next(check for check in report["checks"] if check["name"] == "score")
+        write_manifest(
+            stage,
+            {
+                "agent": kind,
+                "agent_class": settings.agent_class,
+                "weights": kind,
+                "env_id": settings.env_id,
+                "versions": library_versions(),
+                "validation": {
+                    "settings": asdict(settings),
+                    "passed": [check["name"] for check in report["checks"]],
+                    "score": {key: score[key] for key in ("mean", "std", "min", "max")},
+                },
+            },
+        )
+        handle, temporary_name = tempfile.mkstemp(dir=args.out, prefix=f".{kind}.", suffix=".zip")
+        os.close(handle)
+        temporary = Path(temporary_name)
+        try:
+            write_reproducible_zip(stage, temporary)
+            verify_zip(temporary, checks)
+            temporary.chmod(BUNDLE_MODE)
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+    return target
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Validate an agent the way the evaluator runs it, then bundle it.",
+    )
+    parser.add_argument("--agent", choices=sorted(SOLVED_SCORES), help="which task's agent")
+    parser.add_argument("--weights", type=Path, help="weights prefix (default weights/<agent>)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the zip goes")
+    parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="scored episodes")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of episode 0")
+    parser.add_argument("--min-score", type=float, help="lowest mean accepted (475 / 950)")
+    parser.add_argument("--max-steps", type=int, help="cap episodes as an evaluator might")
+    parser.add_argument(
+        "--max-p99-us", type=float, default=DEFAULT_MAX_P99_US, help="p99 act latency limit"
+    )
+    parser.add_argument(
+        "--agents-dir",
+        type=Path,
+        default=REPO_ROOT / "agents",
+        help="the agents package to bundle (default: this repository's)",
+    )
+    parser.add_argument("--verify", type=Path, metavar="ZIP", help="only verify an existing zip")
+    parser.add_argument("--json", action="store_true", help="print a JSON report instead")
+    args = parser.parse_args(argv)
+    if args.verify is None and args.agent is None:
+        parser.error("pass --agent {cartpole,pendulum} to build, or --verify ZIP")
+    if args.episodes < 1:
+        parser.error("--episodes must be at least 1")
+    if args.max_steps is not None and args.max_steps < 1:
+        parser.error("--max-steps must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sys.path.insert(0, str(REPO_ROOT))
+    checks: list[dict[str, Any]] = []
+    bundle: Path | None = None
+    failure: CheckFailedError | None = None
+    try:
+        if args.verify is not None:
+            verify_zip(args.verify, checks)
+            bundle = args.verify
+        else:
+            bundle = build(args, checks)
+    except CheckFailedError as error:
+        failure = error
+    if args.json:
+        report = {
+            "ok": failure is None,
+            "bundle": str(bundle) if failure is None else None,
+            "checks": checks,
+        }
+        if failure is not None:
+            report["error"] = {"check": failure.check, "detail": failure.detail}
+            report["fix"] = FIXES.get(failure.check, "")
+        print(json.dumps(report, indent=2))
+    else:
+        title = f"verify {args.verify}" if args.verify else f"submit {args.agent}"
+        print(title)
+        _print_checks(checks)
+        if failure is None:
+            print(f"PASSED: {bundle} is verified and ready to submit")
+        else:
+            if not any(not check["ok"] for check in checks):
+                _print_check({"name": failure.check, "ok": False, "detail": failure.detail})
+            print(f"FAILED at '{failure.check}'. How to fix: {FIXES.get(failure.check, '')}")
+            if args.verify is None:
+                earlier = args.out / f"{args.agent}.zip"
+                note = f" ({earlier} is from an earlier run, untouched)" if earlier.exists() else ""
+                print(f"No bundle was written{note}.")
+    return 0 if failure is None else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

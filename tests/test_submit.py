@@ -1,0 +1,288 @@
+"""submit.py: every way a submission can be broken is caught, and nothing half-made is left.
+
+Tiny models built here stand in for trained weights wherever the score is not the point
+(`--min-score 0`); the shipped weights are checked end to end in the last tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import cartpole_model, pendulum_model
+
+import submit
+from agents import CartPoleAgent, InvertedPendulumAgent
+from submission import bundle as bundle_module
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+QUICK = ["--episodes", "2", "--min-score", "0"]
+
+
+@pytest.fixture
+def pendulum_weights(tmp_path: Path) -> Path:
+    prefix = tmp_path / "weights" / "pendulum"
+    InvertedPendulumAgent(pendulum_model(), seed=1).save(prefix)
+    return prefix
+
+
+@pytest.fixture
+def cartpole_weights(tmp_path: Path) -> Path:
+    prefix = tmp_path / "weights" / "cartpole"
+    CartPoleAgent(cartpole_model(), seed=1).save(prefix)
+    return prefix
+
+
+def run_submit(*args: str | Path) -> tuple[int, dict]:
+    """Run the real command line in a subprocess; return the exit code and its JSON report."""
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "submit.py"), *map(str, args), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+    return completed.returncode, json.loads(completed.stdout)
+
+
+def patched_agents(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the agents package with one line of the pendulum agent changed."""
+    target = tmp_path / "patched" / "agents"
+    shutil.copytree(REPO_ROOT / "agents", target, ignore=shutil.ignore_patterns("__pycache__"))
+    module = target / "inverted_pendulum.py"
+    source = module.read_text()
+    assert old in source
+    module.write_text(source.replace(old, new))
+    return target
+
+
+def assert_no_bundle(out: Path) -> None:
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_bundle_is_verified_complete_and_reproducible(pendulum_weights: Path, tmp_path: Path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        code, report = run_submit(
+            "--agent", "pendulum", "--weights", pendulum_weights, "--out", out, *QUICK
+        )
+        assert code == 0 and report["ok"], report
+    zip_path = first / "pendulum.zip"
+    assert zip_path.read_bytes() == (second / "pendulum.zip").read_bytes()
+    zip_checks = [check["name"] for check in report["checks"] if check["stage"] == "zip"]
+    assert zip_checks[0] == "bundle" and "score" in zip_checks
+    with zipfile.ZipFile(zip_path) as archive:
+        names = set(archive.namelist())
+        manifest = json.loads(archive.read("manifest.json"))
+    agents_sources = {f"agents/{path.name}" for path in (REPO_ROOT / "agents").glob("*.py")}
+    assert agents_sources | {"pendulum.keras", "pendulum.config", "manifest.json"} == names
+    assert set(manifest["files"]) == names - {"manifest.json"}
+    assert manifest["agent_class"] == "agents:InvertedPendulumAgent"
+    assert manifest["env_id"] == "InvertedPendulum-v5"
+    assert manifest["versions"]["python"].startswith("3.12")
+    assert not any(name.startswith("training") for name in names)
+
+
+def test_bundle_imports_and_acts_from_its_root_alone(pendulum_weights: Path, tmp_path: Path):
+    out = tmp_path / "dist"
+    assert (
+        run_submit("--agent", "pendulum", "--weights", pendulum_weights, "--out", out, *QUICK)[0]
+        == 0
+    )
+    root = tmp_path / "unzipped"
+    with zipfile.ZipFile(out / "pendulum.zip") as archive:
+        archive.extractall(root)
+    script = (
+        "from agents import InvertedPendulumAgent; import numpy as np; "
+        "a = InvertedPendulumAgent.load('pendulum').act(np.zeros(4), {}); "
+        "print(a.dtype, a.shape)"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, '.'); {script}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert completed.stdout.strip() == "float32 (1,)"
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".config"])
+def test_missing_file_fails_without_bundle(cartpole_weights: Path, tmp_path: Path, suffix: str):
+    cartpole_weights.with_suffix(suffix).unlink()
+    out = tmp_path / "dist"
+    code, report = run_submit("--agent", "cartpole", "--weights", cartpole_weights, "--out", out)
+    assert code == 1 and report["error"]["check"] == "weights"
+    detail = report["error"]["detail"]
+    assert f"cartpole{suffix}" in detail and "not found" in detail
+    assert_no_bundle(out)
+
+
+def test_corrupt_keras_fails_without_bundle(cartpole_weights: Path, tmp_path: Path):
+    model = cartpole_weights.with_suffix(".keras")
+    model.write_bytes(model.read_bytes()[:1000])
+    out = tmp_path / "dist"
+    code, report = run_submit("--agent", "cartpole", "--weights", cartpole_weights, "--out", out)
+    assert code == 1 and "cartpole.keras" in report["error"]["detail"]
+    assert_no_bundle(out)
+
+
+class _Exploit:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_hostile_pickle_fails_and_never_runs(cartpole_weights: Path, tmp_path: Path):
+    marker = tmp_path / "exploited"
+    cartpole_weights.with_suffix(".config").write_bytes(pickle.dumps(_Exploit(marker)))
+    out = tmp_path / "dist"
+    code, report = run_submit("--agent", "cartpole", "--weights", cartpole_weights, "--out", out)
+    assert code == 1 and "refused to unpickle posix.system" in report["error"]["detail"]
+    assert not marker.exists()
+    assert_no_bundle(out)
+
+
+def test_wrong_task_weights_fail_without_bundle(pendulum_weights: Path, tmp_path: Path):
+    out = tmp_path / "dist"
+    code, report = run_submit("--agent", "cartpole", "--weights", pendulum_weights, "--out", out)
+    assert code == 1 and "for the 'pendulum' task" in report["error"]["detail"]
+    assert_no_bundle(out)
+
+
+@pytest.mark.parametrize("bad_action", ["np.float32(5.0)", "np.nan"])
+def test_out_of_range_or_nan_actions_fail(pendulum_weights: Path, tmp_path: Path, bad_action):
+    agents_dir = patched_agents(
+        tmp_path,
+        "return np.clip(output, ACTION_LOW, ACTION_HIGH).astype(np.float32, copy=False)",
+        f"return np.array([{bad_action}], dtype=np.float32)",
+    )
+    out = tmp_path / "dist"
+    code, report = run_submit(
+        "--agent",
+        "pendulum",
+        "--weights",
+        pendulum_weights,
+        "--out",
+        out,
+        "--agents-dir",
+        agents_dir,
+        *QUICK,
+    )
+    assert code == 1 and report["error"]["check"] == "act"
+    assert "is not in Box" in report["error"]["detail"]
+    assert_no_bundle(out)
+
+
+def test_agent_below_the_score_bar_fails(cartpole_weights: Path, tmp_path: Path):
+    out = tmp_path / "dist"
+    code, report = run_submit(
+        "--agent", "cartpole", "--weights", cartpole_weights, "--out", out, "--episodes", "3"
+    )
+    assert code == 1 and report["error"]["check"] == "score"
+    assert "bar 475" in report["error"]["detail"]
+    assert_no_bundle(out)
+
+
+def test_bundle_missing_a_module_fails_even_with_the_project_installed(
+    pendulum_weights: Path, tmp_path: Path
+):
+    agents_dir = patched_agents(tmp_path, "ACTION_LOW = -3.0", "ACTION_LOW = -3.0")
+    (agents_dir / "numpy_forward.py").unlink()
+    out = tmp_path / "dist"
+    code, report = run_submit(
+        "--agent",
+        "pendulum",
+        "--weights",
+        pendulum_weights,
+        "--out",
+        out,
+        "--agents-dir",
+        agents_dir,
+        *QUICK,
+    )
+    assert code == 1 and report["error"]["check"] == "import"
+    assert "numpy_forward" in report["error"]["detail"]
+    assert_no_bundle(out)
+
+
+def test_tampering_between_writing_and_verifying_leaves_no_bundle(
+    pendulum_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    write = bundle_module.write_reproducible_zip
+
+    def write_then_tamper(stage: Path, target: Path) -> None:
+        (stage / "agents" / "base.py").write_text("raise SystemExit('tampered')\n")
+        write(stage, target)
+
+    monkeypatch.setattr(bundle_module, "write_reproducible_zip", write_then_tamper)
+    out = tmp_path / "dist"
+    code = submit.main(
+        ["--agent", "pendulum", "--weights", str(pendulum_weights), "--out", str(out), *QUICK]
+    )
+    assert code == 1
+    assert "agents/base.py: SHA-256" in capsys.readouterr().out
+    assert_no_bundle(out)
+
+
+def _built_zip(pendulum_weights: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "dist"
+    assert (
+        run_submit("--agent", "pendulum", "--weights", pendulum_weights, "--out", out, *QUICK)[0]
+        == 0
+    )
+    return out / "pendulum.zip"
+
+
+def _rewrite_zip(source: Path, target: Path, replace: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            new.writestr(info.filename, replace.pop(info.filename, old.read(info)))
+        for name, data in replace.items():
+            new.writestr(name, data)
+
+
+def test_verify_rejects_a_tampered_bundle(pendulum_weights: Path, tmp_path: Path):
+    tampered = tmp_path / "tampered.zip"
+    _rewrite_zip(
+        _built_zip(pendulum_weights, tmp_path),
+        tampered,
+        {"agents/cartpole.py": b"print('hello')\n"},
+    )
+    code, report = run_submit("--verify", tampered)
+    assert code == 1 and report["error"]["check"] == "bundle"
+    assert "agents/cartpole.py: SHA-256" in report["error"]["detail"]
+
+
+def test_verify_refuses_entries_outside_the_folder(pendulum_weights: Path, tmp_path: Path):
+    hostile = tmp_path / "inner" / "hostile.zip"
+    hostile.parent.mkdir()
+    _rewrite_zip(
+        _built_zip(pendulum_weights, tmp_path), hostile, {"../escaped.py": b"print('outside')\n"}
+    )
+    code, report = run_submit("--verify", hostile)
+    assert code == 1 and "'../escaped.py' would be written outside" in report["error"]["detail"]
+    assert not list(tmp_path.rglob("escaped.py"))
+
+
+@pytest.mark.parametrize(
+    "name", ["/etc/evil", "a/../../evil", "..\\evil", "C:/evil", "ok/../../../evil"]
+)
+def test_safe_extract_refuses_every_escaping_name(tmp_path: Path, name: str):
+    archive_path = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        archive.writestr(name, b"x")
+    target = tmp_path / "target"
+    target.mkdir()
+    with pytest.raises(bundle_module.BundleError, match="outside the bundle folder"):
+        bundle_module.safe_extract(archive_path, target)
+    assert list(target.iterdir()) == []
