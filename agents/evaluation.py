@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -37,6 +36,9 @@ class EvaluationResult:
     lengths: tuple[int, ...]
     act_p50_us: float
     act_p99_us: float
+    #: Per-episode (observations, actions) seen and taken, kept only when asked for, so that
+    #: an episode can be replayed exactly (for a video).
+    trajectories: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None
 
     @property
     def episodes(self) -> int:
@@ -61,7 +63,7 @@ class EvaluationResult:
     def summary(self) -> dict[str, Any]:
         """Plain-data form for JSON output and weight records."""
         return {
-            **asdict(self),
+            **{key: value for key, value in asdict(self).items() if key != "trajectories"},
             "returns": list(self.returns),
             "lengths": list(self.lengths),
             "episodes": self.episodes,
@@ -72,21 +74,12 @@ class EvaluationResult:
         }
 
 
-def make_env(
-    env_id: str, max_steps: int | None = None, video_folder: str | Path | None = None
-) -> gym.Env:
-    """The evaluation environment: optional step cap, optional MP4 of every episode."""
-    kwargs: dict[str, Any] = {}
+def make_env(env_id: str, max_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
+    """The evaluation environment, with an optional step cap, recording episode statistics."""
+    kwargs: dict[str, Any] = {"render_mode": render_mode}
     if max_steps is not None:
         kwargs["max_episode_steps"] = max_steps
-    if video_folder is not None:
-        kwargs["render_mode"] = "rgb_array"
-    env = gym.make(env_id, **kwargs)
-    if video_folder is not None:
-        env = gym.wrappers.RecordVideo(
-            env, str(video_folder), episode_trigger=lambda _: True, disable_logger=True
-        )
-    return gym.wrappers.RecordEpisodeStatistics(env)
+    return gym.wrappers.RecordEpisodeStatistics(gym.make(env_id, **kwargs))
 
 
 def evaluate(
@@ -95,18 +88,21 @@ def evaluate(
     episodes: int,
     seed: int,
     max_steps: int | None = None,
-    video_folder: str | Path | None = None,
+    keep_trajectories: bool = False,
 ) -> EvaluationResult:
     """Run `episodes` greedy episodes, episode i reset with seed `seed + i`.
 
     Raises `InvalidActionError` at the first action outside the action space, since the
-    evaluator would fail there too.
+    evaluator would fail there too. `keep_trajectories` keeps each episode's observations and
+    actions, enough to replay it exactly (the environments are deterministic given the seed
+    and the actions).
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {max_steps}")
-    env = make_env(env_id, max_steps, video_folder)
+    env = make_env(env_id, max_steps)
+    kept: list[tuple[np.ndarray, np.ndarray]] = []
     returns: list[float] = []
     lengths: list[int] = []
     act_ns: list[int] = []
@@ -114,6 +110,7 @@ def evaluate(
     try:
         for episode in range(episodes):
             observation, info = env.reset(seed=seed + episode)
+            seen, taken = [], []
             done = False
             while not done:
                 start = clock()
@@ -124,8 +121,13 @@ def evaluate(
                         f"{env_id}: episode {episode} (seed {seed + episode}), step "
                         f"{len(act_ns)}: action {action!r} is not in {env.action_space}"
                     )
+                if keep_trajectories:
+                    seen.append(np.array(observation))
+                    taken.append(np.array(action))
                 observation, _, terminated, truncated, info = env.step(action)
                 done = terminated or truncated
+            if keep_trajectories:
+                kept.append((np.stack(seen), np.stack(taken)))
             returns.append(float(info["episode"]["r"]))
             lengths.append(int(info["episode"]["l"]))
     finally:
@@ -139,4 +141,5 @@ def evaluate(
         lengths=tuple(lengths),
         act_p50_us=float(p50),
         act_p99_us=float(p99),
+        trajectories=tuple(kept) if keep_trajectories else None,
     )

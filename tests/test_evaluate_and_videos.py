@@ -1,0 +1,124 @@
+"""The evaluation command and the headless videos, on small models built here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import cartpole_model, pendulum_model
+
+from agents import CartPoleAgent, InvertedPendulumAgent
+from agents.evaluation import evaluate
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_module(module: str, *args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+
+
+@pytest.fixture
+def pendulum_prefix(tmp_path: Path) -> Path:
+    prefix = tmp_path / "pendulum"
+    InvertedPendulumAgent(pendulum_model(), seed=2).save(prefix)
+    return prefix
+
+
+def test_evaluate_command_json_matches_the_shared_evaluate(tmp_path: Path) -> None:
+    prefix = tmp_path / "cartpole"
+    agent = CartPoleAgent(cartpole_model(), seed=2)
+    agent.save(prefix)
+    completed = run_module(
+        "training.evaluate",
+        "--agent",
+        "cartpole",
+        "--weights",
+        prefix,
+        "--episodes",
+        "4",
+        "--seed",
+        "3",
+        "--max-steps",
+        "20",
+        "--json",
+    )
+    assert completed.returncode == 0, completed.stderr
+    report = json.loads(completed.stdout)
+    expected = evaluate(CartPoleAgent.load(prefix), "CartPole-v1", 4, 3, max_steps=20)
+    assert report["returns"] == list(expected.returns)
+    assert report["max_steps"] == 20 and max(report["lengths"]) <= 20
+    assert {"mean", "std", "min", "max", "act_p50_us", "act_p99_us"} <= report.keys()
+
+
+def test_evaluate_command_reports_bad_weights(tmp_path: Path) -> None:
+    completed = run_module(
+        "training.evaluate", "--agent", "cartpole", "--weights", tmp_path / "missing"
+    )
+    assert completed.returncode == 1
+    assert "missing.config: config file not found" in completed.stderr
+
+
+def test_videos_are_recorded_headless_and_side_by_side(
+    pendulum_prefix: Path, tmp_path: Path
+) -> None:
+    early = tmp_path / "early"
+    InvertedPendulumAgent(pendulum_model(seed=5), seed=2).save(early)
+    out = tmp_path / "videos"
+    completed = run_module(
+        "training.videos",
+        "--agent",
+        "pendulum",
+        "--early",
+        early,
+        "--later",
+        pendulum_prefix,
+        "--out",
+        out,
+        "--gif",
+        tmp_path / "a.gif",
+        "--strip",
+        tmp_path / "a.png",
+    )
+    assert completed.returncode == 0, completed.stderr
+    names = sorted(path.name for path in out.iterdir())
+    assert names == [
+        "pendulum-early-episode-0.mp4",
+        "pendulum-early-vs-later.mp4",
+        "pendulum-later-episode-0.mp4",
+    ]
+    assert all((out / name).stat().st_size > 1000 for name in names)
+    from PIL import Image
+
+    with Image.open(tmp_path / "a.gif") as gif:
+        assert gif.n_frames > 1 and gif.width == 2 * 240
+    with Image.open(tmp_path / "a.png") as strip:
+        assert strip.width == 6 * 160
+
+
+def test_replay_refuses_a_trace_it_cannot_reproduce(pendulum_prefix: Path, tmp_path: Path):
+    from training.videos import record_trace
+
+    trace = record_trace(pendulum_prefix, "pendulum", seed=0, max_steps=None)
+    trace["observations"] = trace["observations"] + np.float64(1e-3)
+    np.savez(tmp_path / "trace.npz", **trace)
+    completed = run_module(
+        "training.rendering",
+        "--trace",
+        tmp_path / "trace.npz",
+        "--video-folder",
+        tmp_path / "v",
+        "--name-prefix",
+        "x",
+    )
+    assert completed.returncode != 0
+    assert "replay diverged at step 0" in completed.stderr

@@ -1,0 +1,101 @@
+"""Score a saved agent with seeded greedy episodes, as the evaluator would run it.
+
+    python -m training.evaluate --agent pendulum --episodes 100 --seed 0
+    python -m training.evaluate --agent pendulum --max-steps 500 --json
+    python -m training.evaluate --agent cartpole --weights runs/x/final --record videos/
+
+Episode i is reset with seed `seed + i`; the agent is loaded through `Agent.load` and driven
+one `act(observation, info)` per step. An action outside the action space stops the run with
+exit code 1. `--record DIR` also writes MP4s of the first `--record-episodes` episodes
+(headless: MuJoCo through EGL, CartPole through pygame's dummy video driver).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from agents import AGENT_CLASSES, AgentFileError
+from agents.evaluation import EvaluationResult, InvalidActionError, evaluate
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_EPISODES = 100
+DEFAULT_SEED = 0
+DEFAULT_RECORD_EPISODES = 1
+
+
+def describe(result: EvaluationResult) -> str:
+    """A readable one-paragraph summary of an evaluation."""
+    cap = "" if result.max_steps is None else f", capped at {result.max_steps} steps"
+    return (
+        f"{result.env_id}: {result.episodes} greedy episodes, seeds {result.seed}.."
+        f"{result.seed + result.episodes - 1}{cap}\n"
+        f"  mean {result.mean:.1f}  std {result.std:.1f}  min {result.min:.1f}  "
+        f"max {result.max:.1f}\n"
+        f"  act latency p50 {result.act_p50_us:.1f} us, p99 {result.act_p99_us:.1f} us; "
+        "every action inside the action space"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--agent", required=True, choices=sorted(AGENT_CLASSES), help="task")
+    parser.add_argument("--weights", type=Path, help="weights prefix (default weights/<agent>)")
+    parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="episodes")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of episode 0")
+    parser.add_argument("--max-steps", type=int, help="cut episodes short, as an evaluator may")
+    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.add_argument("--record", type=Path, metavar="DIR", help="also write MP4s here")
+    parser.add_argument(
+        "--record-episodes",
+        type=int,
+        default=DEFAULT_RECORD_EPISODES,
+        help="how many episodes (from the first seed) to record with --record",
+    )
+    args = parser.parse_args(argv)
+    if args.episodes < 1 or args.record_episodes < 1:
+        parser.error("--episodes and --record-episodes must be at least 1")
+    if args.max_steps is not None and args.max_steps < 1:
+        parser.error("--max-steps must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    agent_class = AGENT_CLASSES[args.agent]
+    prefix = args.weights or REPO_ROOT / "weights" / args.agent
+    try:
+        agent = agent_class.load(prefix)
+        result = evaluate(agent, agent_class.env_id, args.episodes, args.seed, args.max_steps)
+        if args.record is not None:
+            recording = agent_class.load(prefix)  # a fresh agent: same choices as the scored run
+            evaluate(
+                recording,
+                agent_class.env_id,
+                args.record_episodes,
+                args.seed,
+                args.max_steps,
+                video_folder=args.record,
+            )
+    except (AgentFileError, InvalidActionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"weights": str(prefix), **result.summary()}, indent=2))
+    else:
+        print(f"{agent_class.__name__} from {prefix}")
+        print(describe(result))
+        if args.record is not None:
+            print(f"  videos of {args.record_episodes} episode(s) in {args.record}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
