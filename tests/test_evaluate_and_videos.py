@@ -60,6 +60,27 @@ def test_evaluate_command_json_matches_the_shared_evaluate(tmp_path: Path) -> No
     assert {"mean", "std", "min", "max", "act_p50_us", "act_p99_us"} <= report.keys()
 
 
+def test_evaluate_command_records_videos(pendulum_prefix: Path, tmp_path: Path) -> None:
+    completed = run_module(
+        "training.evaluate",
+        "--agent",
+        "pendulum",
+        "--weights",
+        pendulum_prefix,
+        "--episodes",
+        "2",
+        "--record",
+        tmp_path / "v",
+        "--record-episodes",
+        "2",
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert sorted(path.name for path in (tmp_path / "v").iterdir()) == [
+        "pendulum-seed0-episode-0.mp4",
+        "pendulum-seed1-episode-0.mp4",
+    ]
+
+
 def test_evaluate_command_reports_bad_weights(tmp_path: Path) -> None:
     completed = run_module(
         "training.evaluate", "--agent", "cartpole", "--weights", tmp_path / "missing"

@@ -24,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from agents import AGENT_CLASSES, AgentFileError
 from agents.evaluation import EvaluationResult, InvalidActionError, evaluate
+from training.videos import record_trace, render
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EPISODES = 100
@@ -74,16 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         agent = agent_class.load(prefix)
         result = evaluate(agent, agent_class.env_id, args.episodes, args.seed, args.max_steps)
-        if args.record is not None:
-            recording = agent_class.load(prefix)  # a fresh agent: same choices as the scored run
-            evaluate(
-                recording,
-                agent_class.env_id,
-                args.record_episodes,
-                args.seed,
-                args.max_steps,
-                video_folder=args.record,
-            )
+        for episode in range(args.record_episodes if args.record is not None else 0):
+            seed = args.seed + episode
+            trace = record_trace(prefix, args.agent, seed, args.max_steps)
+            render(trace, args.record, f"{args.agent}-seed{seed}")
     except (AgentFileError, InvalidActionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -59,32 +59,33 @@ def record_trace(prefix: Path, kind: str, seed: int, max_steps: int | None) -> d
     }
 
 
-def render(trace: dict[str, object], video_folder: Path, name: str, stride: int) -> np.ndarray:
-    """Replay a trace in a fresh process (no TensorFlow): writes the MP4, returns frames."""
+def render(
+    trace: dict[str, object], video_folder: Path, name: str, stride: int | None = None
+) -> np.ndarray | None:
+    """Replay a trace in a fresh process (no TensorFlow) that writes the MP4.
+
+    With a `stride`, also return every stride-th frame, resized to the panel width.
+    """
     with tempfile.TemporaryDirectory(prefix="render-") as folder:
         trace_path, frames_path = Path(folder) / "trace.npz", Path(folder) / "frames.npz"
         np.savez(trace_path, **trace)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "training.rendering",
-                "--trace",
-                str(trace_path),
-                "--video-folder",
-                str(video_folder),
-                "--name-prefix",
-                name,
-                "--frames-out",
-                str(frames_path),
-                "--frame-stride",
-                str(stride),
-                "--frame-width",
-                str(PANEL_WIDTH),
-            ],
-            check=True,
-            cwd=REPO_ROOT,
-        )
+        command = [
+            sys.executable,
+            "-m",
+            "training.rendering",
+            "--trace",
+            str(trace_path),
+            "--video-folder",
+            str(video_folder),
+            "--name-prefix",
+            name,
+        ]
+        if stride is not None:
+            command += ["--frames-out", str(frames_path), "--frame-stride", str(stride)]
+            command += ["--frame-width", str(PANEL_WIDTH)]
+        subprocess.run(command, check=True, cwd=REPO_ROOT)
+        if stride is None:
+            return None
         with np.load(frames_path) as data:
             return data["frames"]
 
