@@ -1,0 +1,317 @@
+"""Training speed: our fast presets against the course's per-step Keras loop, in one run.
+
+For each task it runs our fast preset as a subprocess for several seeds (wall time to solve,
+Python start-up and imports included, and environment steps per second of training), then the
+course's loop (SPEC section 3: one Keras call per environment step, one update per episode),
+reimplemented faithfully below, under a time cap. Solved means the greedy evaluation through
+the agent's ``act`` averages >= 475 (CartPole) / >= 950 (pendulum) over 20 episodes.
+
+    python benchmarks/training_speed.py                      # both tasks, seeds 1 2 3, cap 60 s
+    python benchmarks/training_speed.py --task pendulum --seeds 42 --cap 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKS = {
+    # task: (our script, env id, solved threshold, the course variant reimplemented below)
+    "cartpole": ("reinforce_normalised", "CartPole-v1", 475.0, "variant 4"),
+    "pendulum": ("gaussian_actor_critic", "InvertedPendulum-v5", 950.0, "variant 5"),
+}
+DEFAULT_SEEDS = (1, 2, 3)
+DEFAULT_CAP = 60.0
+GAMMA = 0.99
+RUNNING_WINDOW = 30
+EVAL_EPISODES = 20
+ENV = {
+    **os.environ,
+    "MUJOCO_GL": "egl",
+    "SDL_VIDEODRIVER": "dummy",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "PYTHONPATH": str(ROOT),
+}
+
+
+# --- ours ----------------------------------------------------------------------------------
+def run_ours(task: str, seed: int, budget: float) -> dict:
+    """One fast-preset run as a subprocess; wall time measured from outside."""
+    script = TASKS[task][0]
+    with tempfile.TemporaryDirectory() as runs:
+        start = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                f"training.{script}",
+                "--preset",
+                "fast",
+                "--seed",
+                str(seed),
+                "--runs-dir",
+                runs,
+                "--no-progress-bar",
+                "--max-seconds",
+                str(budget),
+            ],
+            cwd=ROOT,
+            env=ENV,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wall = time.perf_counter() - start
+        (run,) = Path(runs).iterdir()
+        summary = json.loads((run / "summary.json").read_text())
+    return {
+        "seed": seed,
+        "wall": wall,
+        "solved": summary["solved"],
+        "steps_per_second": summary["steps_per_second"],
+        "train_seconds": summary["train_seconds"],
+        "episodes": summary["episodes"],
+    }
+
+
+# --- the course's loop ---------------------------------------------------------------------
+def course_worker(task: str, seed: int, cap: float) -> dict:
+    """The course's training loop as taught: a Keras call per step, an update per episode.
+
+    CartPole runs variant 4 (baseline, 10 critic steps, standardised weight, lrs 3e-5/1e-4);
+    the pendulum runs variant 5 (Gaussian 256-256 actor, same updates). Stops at the cap.
+    """
+    import gymnasium as gym
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    from agents import AGENT_CLASSES
+    from agents.evaluation import evaluate
+    from training import networks
+
+    keras.utils.set_random_seed(seed)
+    env_id, threshold = TASKS[task][1], TASKS[task][2]
+    env = gym.make(env_id)
+    pendulum = task == "pendulum"
+    if pendulum:
+        actor = networks.build_gaussian_policy(4, (256, 256), 1, seed)
+        policy = actor
+    else:
+        actor = networks.build_categorical_policy(4, (128,), 2, seed)
+        policy = networks.export_categorical_policy(actor)
+    critic = networks.build_critic(4, (128,), seed + 100)
+    actor_optimizer = keras.optimizers.Adam(3e-5, clipnorm=1.0)
+    critic_optimizer = keras.optimizers.Adam(1e-4, clipnorm=1.0)
+    huber = keras.losses.Huber()
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    steps, episode_rewards, solved_at = 0, [], None
+    episode = 0
+    while time.perf_counter() - start < cap:
+        observation, _ = env.reset(seed=seed + episode)
+        observations, actions, rewards, values = [], [], [], []
+        done = False
+        while not done and time.perf_counter() - start < cap:
+            batch = tf.convert_to_tensor(observation[None], tf.float32)
+            values.append(float(critic(batch)[0, 0]))  # V recorded while acting
+            if pendulum:
+                mean, log_std = policy(batch)
+                sample = tfp.distributions.Normal(mean[0, 0], tf.exp(log_std[0, 0])).sample()
+                action = float(sample)
+                env_action = np.array([np.clip(action, -3.0, 3.0)], dtype=np.float32)
+            else:
+                probabilities = policy(batch).numpy()[0].astype(np.float64)
+                action = int(rng.choice(2, p=probabilities / probabilities.sum()))
+                env_action = action
+            next_observation, reward, terminated, truncated, _ = env.step(env_action)
+            observations.append(observation)
+            actions.append(action)
+            rewards.append(reward)
+            observation = next_observation
+            done = terminated or truncated
+            steps += 1
+        if not done:
+            break  # the cap fell mid-episode
+        episode += 1
+        episode_rewards.append(sum(rewards))
+        returns, running = [], 0.0
+        for reward in reversed(rewards):
+            running = reward + GAMMA * running
+            returns.insert(0, running)
+        returns = np.array(returns, dtype=np.float32)
+        states = tf.convert_to_tensor(np.array(observations), tf.float32)
+        for _ in range(10):
+            with tf.GradientTape() as tape:
+                loss = huber(returns[:, None], critic(states))
+            critic_optimizer.apply_gradients(
+                zip(
+                    tape.gradient(loss, critic.trainable_variables),
+                    critic.trainable_variables,
+                    strict=True,
+                )
+            )
+        advantages = returns - np.array(values, dtype=np.float32)
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        discounts = GAMMA ** np.arange(len(rewards), dtype=np.float32)
+        with tf.GradientTape() as tape:
+            if pendulum:
+                mean, log_std = actor(states)
+                log_probabilities = tfp.distributions.Normal(
+                    mean[:, 0], tf.exp(log_std[:, 0])
+                ).log_prob(np.array(actions, np.float32))
+            else:
+                chosen = tf.reduce_sum(policy(states) * tf.one_hot(actions, 2), axis=1)
+                log_probabilities = tf.math.log(chosen)
+            loss = -tf.reduce_sum(discounts * advantages * log_probabilities)
+        actor_optimizer.apply_gradients(
+            zip(
+                tape.gradient(loss, actor.trainable_variables),
+                actor.trainable_variables,
+                strict=True,
+            )
+        )
+        running_reward = float(np.mean(episode_rewards[-RUNNING_WINDOW:]))
+        if running_reward >= threshold and episode % 10 == 0:
+            agent = AGENT_CLASSES[task](policy, seed=seed)
+            if evaluate(agent, env_id, EVAL_EPISODES, seed + 10_000).mean >= threshold:
+                solved_at = time.perf_counter() - start
+                break
+    seconds = time.perf_counter() - start
+    return {
+        "steps": steps,
+        "train_seconds": seconds,
+        "steps_per_second": steps / seconds,
+        "episodes": len(episode_rewards),
+        "solved_after": solved_at,
+        "running_reward": float(np.mean(episode_rewards[-RUNNING_WINDOW:]))
+        if episode_rewards
+        else 0.0,
+    }
+
+
+def run_course(task: str, seed: int, cap: float) -> dict:
+    start = time.perf_counter()
+    output = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--course-worker",
+            "--task",
+            task,
+            "--seeds",
+            str(seed),
+            "--cap",
+            str(cap),
+        ],
+        cwd=ROOT,
+        env=ENV,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    result["wall"] = time.perf_counter() - start
+    return result
+
+
+# --- the report ----------------------------------------------------------------------------
+def report(task: str, ours: list[dict], course: dict, cap: float) -> list[str]:
+    wall = statistics.median(r["wall"] for r in ours)
+    rate = statistics.median(r["steps_per_second"] for r in ours)
+    solved = sum(r["solved"] for r in ours)
+    lines = [
+        f"{task} ({TASKS[task][1]}), ours = training.{TASKS[task][0]} --preset fast, "
+        f"course = SPEC section 3 {TASKS[task][3]}"
+    ]
+    for r in ours:
+        lines.append(
+            f"  ours   seed {r['seed']}: {'solved' if r['solved'] else 'NOT solved'} "
+            f"in {r['wall']:.1f} s wall ({r['train_seconds']:.1f} s training, "
+            f"{r['episodes']} episodes), {r['steps_per_second']:,.0f} env steps/s"
+        )
+    lines.append(
+        f"  ours   median: {wall:.1f} s wall to solve ({solved}/{len(ours)} solved), "
+        f"{rate:,.0f} env steps/s"
+    )
+    if course["solved_after"] is not None:
+        outcome = f"solved after {course['solved_after']:.1f} s of training"
+        time_ratio = f"{course['wall'] / wall:.1f}x faster to solve"
+    else:
+        outcome = (
+            f"NOT solved within the {cap:g} s cap: running reward "
+            f"{course['running_reward']:.1f} after {course['episodes']} episodes"
+        )
+        time_ratio = f"> {course['wall'] / wall:.1f}x faster to solve (course unsolved at cap)"
+    lines.append(
+        f"  course seed {course['seed']}: {outcome}, {course['steps_per_second']:,.0f} env steps/s"
+    )
+    lines.append(
+        f"  ratio: {rate / course['steps_per_second']:,.0f}x the env steps/s; {time_ratio}"
+    )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=(*TASKS, "both"), default="both")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_SEEDS),
+        help="seeds of our runs (median reported); the course loop uses the first",
+    )
+    parser.add_argument(
+        "--cap",
+        type=float,
+        default=DEFAULT_CAP,
+        help="training-time cap of the course loop, seconds",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=120.0,
+        help="training-time budget of each of our runs, seconds",
+    )
+    parser.add_argument("--skip-course", action="store_true", help="only time our presets")
+    parser.add_argument("--course-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    tasks = list(TASKS) if args.task == "both" else [args.task]
+    if args.course_worker:
+        print(
+            json.dumps({"seed": args.seeds[0], **course_worker(tasks[0], args.seeds[0], args.cap)})
+        )
+        return 0
+    lines = [f"training speed on {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}"]
+    for task in tasks:
+        ours = []
+        for seed in args.seeds:
+            ours.append(run_ours(task, seed, args.budget))
+            print(f"{task} ours seed {seed}: {ours[-1]}", file=sys.stderr, flush=True)
+        if args.skip_course:
+            course = None
+        else:
+            course = run_course(task, args.seeds[0], args.cap)
+            print(f"{task} course: {course}", file=sys.stderr, flush=True)
+        if course is None:
+            wall = statistics.median(r["wall"] for r in ours)
+            rate = statistics.median(r["steps_per_second"] for r in ours)
+            lines.append(f"{task}: ours median {wall:.1f} s wall to solve, {rate:,.0f} steps/s")
+        else:
+            lines.extend(report(task, ours, course, args.cap))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

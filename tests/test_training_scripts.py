@@ -1,0 +1,239 @@
+"""The five scripts end to end on tiny budgets: outputs, determinism, resume, Ctrl-C."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents import AGENT_CLASSES
+from training import (
+    gaussian_actor_critic,
+    reinforce,
+    reinforce_baseline,
+    reinforce_baseline_lr,
+    reinforce_normalised,
+)
+from training.loop import train
+from training.runs import PROGRESS_COLUMNS
+from training.settings import parse_command
+
+SCRIPTS = [
+    reinforce,
+    reinforce_baseline,
+    reinforce_baseline_lr,
+    reinforce_normalised,
+    gaussian_actor_critic,
+]
+SETTINGS = {
+    reinforce: reinforce.ReinforceSettings,
+    reinforce_baseline: reinforce_baseline.ReinforceBaselineSettings,
+    reinforce_baseline_lr: reinforce_baseline_lr.ReinforceBaselineLrSettings,
+    reinforce_normalised: reinforce_normalised.ReinforceNormalisedSettings,
+    gaussian_actor_critic: gaussian_actor_critic.GaussianActorCriticSettings,
+}
+
+
+def tiny(runs_dir: Path, *extra: str) -> list[str]:
+    return [
+        "--max-episodes",
+        "4",
+        "--num-envs",
+        "2",
+        "--episodes-per-update",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--runs-dir",
+        str(runs_dir),
+        "--no-progress-bar",
+        *extra,
+    ]
+
+
+def only_run(runs_dir: Path) -> Path:
+    (run,) = list(runs_dir.iterdir())
+    return run
+
+
+def read_rows(run: Path) -> list[dict[str, str]]:
+    with (run / "progress.csv").open(newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def final_weights(run: Path, task: str) -> list[np.ndarray]:
+    return AGENT_CLASSES[task].load(run / "final").model.get_weights()
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_script_writes_every_output(script, tmp_path: Path, capsys) -> None:
+    settings_class = SETTINGS[script]
+    assert script.main(tiny(tmp_path)) == 0
+    assert "max_episodes after 4 episodes" in capsys.readouterr().out
+    run = only_run(tmp_path)
+    task = settings_class().task
+    agent_class = AGENT_CLASSES[task]
+
+    rows = read_rows(run)
+    assert tuple(rows[0]) == PROGRESS_COLUMNS
+    assert [int(r["episode"]) for r in rows] == [1, 2, 3, 4]
+    assert all(int(r["length"]) >= 1 and float(r["reward"]) > 0 for r in rows)
+
+    env_id = {"cartpole": "CartPole-v1", "pendulum": "InvertedPendulum-v5"}[task]
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    observation, info = env.reset(seed=0)
+    for name in ("episode_000002", "episode_000004"):
+        agent = agent_class.load(run / "checkpoints" / name)
+        assert env.action_space.contains(agent.act(observation, info))
+    assert env.action_space.contains(agent_class.load(run / "final").act(observation, info))
+
+    assert (run / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stored = json.loads((run / "settings.json").read_text())
+    assert stored["max_episodes"] == 4 and stored["num_envs"] == 2
+    assert stored["script"] == settings_class.SCRIPT
+    assert json.loads((run / "summary.json").read_text())["episodes"] == 4
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_help_lists_every_setting(script, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in (
+        "--preset",
+        "--resume",
+        "--seed",
+        "--num-envs",
+        "--actor-learning-rate",
+        "--critic-steps",
+        "--standardise",
+        "--max-seconds",
+        "--checkpoint-every",
+    ):
+        assert flag in text
+
+
+def test_course_presets_are_the_spec() -> None:
+    one = reinforce.ReinforceSettings.preset("course")
+    assert (one.num_envs, one.episodes_per_update, one.actor_learning_rate, one.gamma) == (
+        1,
+        1,
+        3e-4,
+        0.99,
+    )
+    assert (one.baseline, one.standardise, one.discount_weighting) == (False, "none", True)
+    assert (
+        one.stop,
+        one.target_running_reward,
+        one.max_episodes,
+        one.checkpoint_every,
+        one.seed,
+        one.actor_hidden,
+    ) == ("running_reward", 300.0, 1000, 200, 42, (128,))
+    three = reinforce_baseline_lr.ReinforceBaselineLrSettings.preset("course")
+    assert (three.actor_learning_rate, three.critic_learning_rate) == (3e-5, 1e-4)
+    four = reinforce_normalised.ReinforceNormalisedSettings.preset("course")
+    assert (four.critic_steps, four.standardise, four.baseline) == (10, "episode", True)
+    five = gaussian_actor_critic.GaussianActorCriticSettings.preset("course")
+    assert (five.task, five.actor_hidden, five.critic_steps) == ("pendulum", (256, 256), 10)
+
+
+def test_flags_override_the_preset() -> None:
+    command = parse_command(
+        reinforce.ReinforceSettings,
+        ["--preset", "fast", "--num-envs", "3", "--actor-hidden", "8", "8"],
+    )
+    assert command.settings.num_envs == 3
+    assert command.settings.actor_hidden == (8, 8)
+    assert command.settings.stop == "solved"  # the rest of the fast preset stays
+
+
+def settings_for(tmp_path: Path, **overrides):
+    values = {
+        "max_episodes": 6,
+        "num_envs": 2,
+        "episodes_per_update": 2,
+        "checkpoint_every": 2,
+        "runs_dir": str(tmp_path),
+        "progress_bar": False,
+    }
+    return reinforce_normalised.ReinforceNormalisedSettings.preset(
+        "fast", **{**values, **overrides}
+    )
+
+
+def test_same_seed_same_csv_and_weights(tmp_path: Path) -> None:
+    first = train(settings_for(tmp_path / "a"))
+    second = train(settings_for(tmp_path / "b"))
+    rows_a, rows_b = read_rows(first.run_dir), read_rows(second.run_dir)
+    assert [r["reward"] for r in rows_a] == [r["reward"] for r in rows_b]
+    assert [r["actor_loss"] for r in rows_a] == [r["actor_loss"] for r in rows_b]
+    for a, b in zip(
+        final_weights(first.run_dir, "cartpole"),
+        final_weights(second.run_dir, "cartpole"),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+    other = train(settings_for(tmp_path / "c", seed=7))
+    assert [r["reward"] for r in read_rows(other.run_dir)] != [r["reward"] for r in rows_a]
+
+
+def test_resume_continues_exactly(tmp_path: Path) -> None:
+    straight = train(settings_for(tmp_path / "straight"))
+    part = train(settings_for(tmp_path / "resumed", max_episodes=4))
+    assert part.episodes == 4
+    resumed = train(settings_for(tmp_path / "resumed"), resume=part.run_dir)
+    assert resumed.run_dir == part.run_dir and resumed.episodes == 6
+    rows = read_rows(resumed.run_dir)
+    assert [int(r["episode"]) for r in rows] == list(range(1, 7))
+    assert [r["reward"] for r in rows] == [r["reward"] for r in read_rows(straight.run_dir)]
+    for a, b in zip(
+        final_weights(straight.run_dir, "cartpole"),
+        final_weights(resumed.run_dir, "cartpole"),
+        strict=True,
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_resume_from_the_command_line(tmp_path: Path) -> None:
+    assert reinforce.main(tiny(tmp_path)) == 0
+    run = only_run(tmp_path)
+    assert reinforce.main(["--resume", str(run), "--max-episodes", "6", "--no-progress-bar"]) == 0
+    assert [int(r["episode"]) for r in read_rows(run)] == list(range(1, 7))
+    assert json.loads((run / "settings.json").read_text())["max_episodes"] == 6
+    with pytest.raises(SystemExit):  # another script's run folder is refused
+        reinforce_baseline.main(["--resume", str(run)])
+
+
+def test_ctrl_c_saves_a_checkpoint_and_can_resume(tmp_path: Path, monkeypatch) -> None:
+    import training.rollouts
+
+    real_collect = training.rollouts.collect
+    calls = {"n": 0}
+
+    def interrupted_collect(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_collect(*args, **kwargs)
+
+    monkeypatch.setattr(training.rollouts, "collect", interrupted_collect)
+    result = train(settings_for(tmp_path, checkpoint_every=100))
+    assert result.stop_reason == "interrupted" and result.episodes == 4
+    run = result.run_dir
+    agent = AGENT_CLASSES["cartpole"].load(run / "checkpoints" / "episode_000004")
+    assert agent.act(np.zeros(4, dtype=np.float32), {}) in (0, 1)
+    assert (run / "resume_state.npz").exists()
+    assert not (run / "final.keras").exists()
+    assert json.loads((run / "summary.json").read_text())["stop_reason"] == "interrupted"
+
+    monkeypatch.setattr(training.rollouts, "collect", real_collect)
+    resumed = train(settings_for(tmp_path, checkpoint_every=100), resume=run)
+    assert resumed.stop_reason == "max_episodes" and resumed.episodes == 6
+    assert (run / "final.keras").exists()

@@ -1,0 +1,50 @@
+"""Discounted returns and standardisation over padded batches of episodes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPSILON = 1e-8
+
+
+def discounted_returns(
+    rewards: np.ndarray, gamma: float, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """G_t = r_t + gamma * G_{t+1}, computed per episode (row) and zero on padding.
+
+    ``rewards`` is (T,) for one episode or (B, T) for episodes padded to a common length, with
+    ``mask`` 1 on real steps and 0 on padding (padding must only trail each row). Accumulates in
+    float64 so long episodes do not lose precision, as the course's Python loop does.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    single = rewards.ndim == 1
+    if single:
+        rewards = rewards[None]
+    mask_array = np.ones_like(rewards) if mask is None else np.asarray(mask, dtype=np.float64)
+    if single and mask is not None and mask_array.ndim == 1:
+        mask_array = mask_array[None]
+    rewards = rewards * mask_array
+    returns = np.zeros_like(rewards)
+    running = np.zeros(rewards.shape[0], dtype=np.float64)
+    for t in range(rewards.shape[1] - 1, -1, -1):
+        running = rewards[:, t] + gamma * running * mask_array[:, t]
+        returns[:, t] = running
+    returns *= mask_array
+    return returns[0] if single else returns
+
+
+def standardise(values, mask=None, axis=None, epsilon: float = EPSILON):
+    """(x - mean) / (std + epsilon) over the real (masked) entries; padding comes back as 0.
+
+    Works on NumPy arrays and on tensors (it uses ``keras.ops``), so the loss can call it inside
+    a ``tf.function``. ``axis=None`` standardises over the whole batch, ``axis=-1`` per episode.
+    The std is the population std (divide by n), as ``np.std`` and the course compute it.
+    """
+    from keras import ops
+
+    values = ops.convert_to_tensor(values, dtype="float32")
+    mask = ops.ones_like(values) if mask is None else ops.cast(mask, "float32")
+    count = ops.maximum(ops.sum(mask, axis=axis, keepdims=True), 1.0)
+    mean = ops.sum(values * mask, axis=axis, keepdims=True) / count
+    variance = ops.sum(ops.square(values - mean) * mask, axis=axis, keepdims=True) / count
+    return (values - mean) / (ops.sqrt(variance) + epsilon) * mask

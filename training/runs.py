@@ -1,0 +1,153 @@
+"""The run folder: settings, progress CSV, checkpoints, resume state, learning curve.
+
+Layout of ``runs/<script>-seed<seed>-<timestamp>/``::
+
+    settings.json            the resolved settings
+    progress.csv             one row per training episode (reward, length, losses, wall time)
+    checkpoints/episode_000200.{keras,config}   agent pairs the ``agents`` classes load
+    final.{keras,config}     the agent at the end of the run
+    resume_state.npz         weights, optimiser state and counters for ``--resume`` (no pickle)
+    learning_curve.png       reward per episode and running reward
+    summary.json             how the run ended, steps per second, evaluations
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.settings import TrainingSettings
+
+PROGRESS_COLUMNS = (
+    "episode",
+    "update",
+    "reward",
+    "length",
+    "running_reward",
+    "actor_loss",
+    "critic_loss",
+    "entropy",
+    "env_steps",
+    "wall_time",
+)
+STATE_FILE = "resume_state.npz"
+COUNTER_PREFIX = "counter/"
+
+
+class RunFolder:
+    """One run's folder; every write is either append-only or atomic (temp file + rename)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+        self.progress_path = self.path / "progress.csv"
+        self._progress_file = None
+        self._writer: Any = None
+
+    @classmethod
+    def create(cls, settings: TrainingSettings) -> RunFolder:
+        """A new, uniquely named folder under ``settings.runs_dir`` holding settings.json."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(settings.runs_dir) / f"{settings.SCRIPT}-seed{settings.seed}-{stamp}"
+        path, suffix = base, 1
+        while True:
+            try:
+                path.mkdir(parents=True)
+                break
+            except FileExistsError:
+                suffix += 1
+                path = base.with_name(f"{base.name}-{suffix}")
+        run = cls(path)
+        run.write_json("settings.json", settings.to_json())
+        return run
+
+    def write_json(self, name: str, data: dict[str, Any]) -> None:
+        self._atomic_write(self.path / name, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    @staticmethod
+    def _atomic_write(path: Path, text: str) -> None:
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(text)
+        os.replace(temporary, path)
+
+    # --- progress.csv ----------------------------------------------------------------------
+    def open_progress(self, keep_episodes: int = 0) -> None:
+        """Open the CSV for appending, first dropping rows after ``keep_episodes`` (rows a
+        killed run wrote after its last saved state)."""
+        rows = self.read_progress() if self.progress_path.exists() else []
+        with self.progress_path.open("w", newline="") as stream:
+            writer = csv.DictWriter(stream, PROGRESS_COLUMNS)
+            writer.writeheader()
+            writer.writerows(row for row in rows if int(row["episode"]) <= keep_episodes)
+        self._progress_file = self.progress_path.open("a", newline="")
+        self._writer = csv.DictWriter(self._progress_file, PROGRESS_COLUMNS)
+
+    def append_progress(self, rows: list[dict[str, Any]]) -> None:
+        self._writer.writerows(rows)
+        self._progress_file.flush()
+
+    def read_progress(self) -> list[dict[str, str]]:
+        with self.progress_path.open(newline="") as stream:
+            return list(csv.DictReader(stream))
+
+    def close(self) -> None:
+        if self._progress_file is not None:
+            self._progress_file.close()
+            self._progress_file = None
+
+    # --- agents and resume state -------------------------------------------------------------
+    def checkpoint_prefix(self, episodes: int) -> Path:
+        return self.checkpoints / f"episode_{episodes:06d}"
+
+    @property
+    def final_prefix(self) -> Path:
+        return self.path / "final"
+
+    def save_state(self, arrays: dict[str, np.ndarray], counters: dict[str, float]) -> None:
+        payload = {**arrays, **{COUNTER_PREFIX + k: np.asarray(v) for k, v in counters.items()}}
+        temporary = self.path / f".{STATE_FILE}.tmp.npz"
+        np.savez(temporary, **payload)
+        os.replace(temporary, self.path / STATE_FILE)
+
+    def load_state(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        with np.load(self.path / STATE_FILE, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files if not k.startswith(COUNTER_PREFIX)}
+            counters = {
+                k[len(COUNTER_PREFIX) :]: data[k]
+                for k in data.files
+                if k.startswith(COUNTER_PREFIX)
+            }
+        return arrays, counters
+
+    # --- learning curve ----------------------------------------------------------------------
+    def plot_learning_curve(self, title: str, threshold: float | None = None) -> Path:
+        """learning_curve.png from progress.csv: reward per episode and the running reward."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        rows = self.read_progress()
+        episodes = [int(r["episode"]) for r in rows]
+        figure, axes = plt.subplots(figsize=(8, 4.5))
+        axes.plot(
+            episodes, [float(r["reward"]) for r in rows], lw=0.6, alpha=0.4, label="episode reward"
+        )
+        axes.plot(
+            episodes, [float(r["running_reward"]) for r in rows], lw=1.8, label="running reward"
+        )
+        if threshold is not None:
+            axes.axhline(threshold, color="grey", ls="--", lw=1, label=f"solved ({threshold:g})")
+        axes.set(xlabel="episode", ylabel="reward", title=title)
+        axes.legend(loc="upper left")
+        figure.tight_layout()
+        path = self.path / "learning_curve.png"
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        return path
