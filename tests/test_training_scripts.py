@@ -237,3 +237,18 @@ def test_ctrl_c_saves_a_checkpoint_and_can_resume(tmp_path: Path, monkeypatch) -
     resumed = train(settings_for(tmp_path, checkpoint_every=100), resume=run)
     assert resumed.stop_reason == "max_episodes" and resumed.episodes == 6
     assert (run / "final.keras").exists()
+
+
+def test_run_records_its_command_and_reports_each_update(tmp_path) -> None:
+    from training.loop import train
+    from training.reinforce import ReinforceSettings
+
+    seen = []
+    settings = ReinforceSettings.preset(
+        "fast", runs_dir=str(tmp_path), max_episodes=4, num_envs=2, episodes_per_update=2,
+        progress_bar=False,
+    )
+    result = train(settings, command="python -m training.reinforce --x", on_update=seen.append)
+    assert (result.run_dir / "command.txt").read_text() == "python -m training.reinforce --x\n"
+    assert [progress["episodes"] for progress in seen] == [2, 4]
+    assert all(progress["running_reward"] > 0 for progress in seen)

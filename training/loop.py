@@ -10,11 +10,13 @@ exactly as an uninterrupted one would.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ import numpy as np
 from training.settings import TrainingSettings
 
 ENV_IDS = {"cartpole": "CartPole-v1", "pendulum": "InvertedPendulum-v5"}
+#: Called after every update with Trainer.progress(); a sweep reports through it.
+UpdateCallback = Callable[[dict[str, Any]], None]
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse training resets
 
 
@@ -85,7 +89,13 @@ def update_seed(seed: int, update: int) -> np.random.SeedSequence:
 class Trainer:
     """Builds everything for one run and runs the loop; see :func:`train`."""
 
-    def __init__(self, settings: TrainingSettings, resume: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: TrainingSettings,
+        resume: Path | None = None,
+        command: str | None = None,
+        on_update: UpdateCallback | None = None,
+    ) -> None:
         from training.seeding import seed_everything
 
         seed_everything(settings.seed, settings.threads)
@@ -149,6 +159,9 @@ class Trainer:
             self.run.write_json("settings.json", settings.to_json())
             self._restore()
         self.run.open_progress(self.episodes)
+        if command is not None:
+            self.run.record_command(command)
+        self.on_update = on_update
 
     # --- state ---------------------------------------------------------------------------------
     def _counters(self) -> dict[str, Any]:
@@ -221,11 +234,26 @@ class Trainer:
                     refresh=False,
                 )
                 stop_reason = self._stop_reason()
+                if self.on_update is not None:
+                    self.on_update(self.progress(losses))
         except KeyboardInterrupt:
             stop_reason = "interrupted"
         finally:
             bar.close()
         return self._finish(stop_reason)
+
+    def progress(self, losses: dict[str, float]) -> dict[str, Any]:
+        """What an observer (a sweep, a dashboard) sees after each update."""
+        latest = self.evaluations[-1] if self.evaluations else {}
+        return {
+            "episodes": self.episodes,
+            "updates": self.updates,
+            "env_steps": self.useful_steps,
+            "wall_time": self.wall_time(),
+            "running_reward": self.running_reward(),
+            "greedy_score": latest.get("agent_mean", latest.get("numpy_mean")),
+            **losses,
+        }
 
     def _one_update(self) -> dict[str, float]:
         from training.algorithm import tail_discounts, time_weights
@@ -369,9 +397,18 @@ class Trainer:
         return result
 
 
-def train(settings: TrainingSettings, resume: Path | None = None) -> TrainingResult:
-    """Train with ``settings`` in a new run folder, or continue the run in ``resume``."""
-    return Trainer(settings, resume).train()
+def train(
+    settings: TrainingSettings,
+    resume: Path | None = None,
+    command: str | None = None,
+    on_update: UpdateCallback | None = None,
+) -> TrainingResult:
+    """Train with ``settings`` in a new run folder, or continue the run in ``resume``.
+
+    ``command`` (the command line that started the run) is appended to the run's
+    command.txt; ``on_update`` is called after every update with :meth:`Trainer.progress`.
+    """
+    return Trainer(settings, resume, command, on_update).train()
 
 
 EXIT_INTERRUPTED = 130  # the shell's convention for a run ended by Ctrl-C
@@ -385,7 +422,9 @@ def run_script(settings_class: type[TrainingSettings], argv: list[str] | None = 
     from training.settings import parse_command
 
     command = parse_command(settings_class, argv)
-    result = train(command.settings, command.resume)
+    words = sys.argv[1:] if argv is None else argv
+    line = shlex.join(["python", "-m", f"training.{settings_class.SCRIPT}", *words])
+    result = train(command.settings, command.resume, command=line)
     rate = result.steps_per_second
     print(
         f"{settings_class.SCRIPT}: {result.stop_reason} after {result.episodes} episodes, "

@@ -3,6 +3,7 @@
 Layout of ``runs/<script>-seed<seed>-<timestamp>/``::
 
     settings.json            the resolved settings
+    command.txt              the command line that started the run (one line per resume)
     progress.csv             one row per training episode (reward, length, losses, wall time)
     checkpoints/episode_000200.{keras,config}   agent pairs the ``agents`` classes load
     final.{keras,config}     the agent at the end of the run
@@ -36,6 +37,8 @@ PROGRESS_COLUMNS = (
     "env_steps",
     "wall_time",
 )
+#: Runs of one script and seed started in the same second get -2, -3, ... suffixes.
+MAX_SAME_SECOND_RUNS = 1000
 STATE_FILE = "resume_state.npz"
 COUNTER_PREFIX = "counter/"
 
@@ -55,17 +58,23 @@ class RunFolder:
         """A new, uniquely named folder under ``settings.runs_dir`` holding settings.json."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = Path(settings.runs_dir) / f"{settings.SCRIPT}-seed{settings.seed}-{stamp}"
-        path, suffix = base, 1
-        while True:
+        for suffix in range(1, MAX_SAME_SECOND_RUNS + 1):
+            path = base if suffix == 1 else base.with_name(f"{base.name}-{suffix}")
             try:
                 path.mkdir(parents=True)
                 break
             except FileExistsError:
-                suffix += 1
-                path = base.with_name(f"{base.name}-{suffix}")
+                continue
+        else:
+            raise FileExistsError(f"{base}: {MAX_SAME_SECOND_RUNS} runs started this second")
         run = cls(path)
         run.write_json("settings.json", settings.to_json())
         return run
+
+    def record_command(self, command: str) -> None:
+        """Append the command line that started (or resumed) the run to command.txt."""
+        with (self.path / "command.txt").open("a") as stream:
+            stream.write(command + "\n")
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
         self._atomic_write(self.path / name, json.dumps(data, indent=2, sort_keys=True) + "\n")
