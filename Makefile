@@ -12,7 +12,7 @@ export MUJOCO_GL ?= egl
 export SDL_VIDEODRIVER ?= dummy
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup test submit lint
+.PHONY: setup test submit lint figures
 
 setup: $(STAMP)
 
@@ -30,3 +30,10 @@ test: lint
 
 submit: $(STAMP)
 	$(BIN)/python submit.py --agent $(AGENT)
+
+# The README's pictures: early-vs-later GIFs and frame strips of the shipped agents (headless).
+figures: $(STAMP)
+	for agent in cartpole pendulum; do \
+	  $(BIN)/python -m training.videos --agent $$agent --early weights/early/$$agent \
+	    --gif docs/$$agent.gif --strip docs/$${agent}_strip.png || exit 1; \
+	done

@@ -45,9 +45,9 @@ STRIP_WIDTH = 160
 def record_trace(prefix: Path, kind: str, seed: int, max_steps: int | None) -> dict[str, object]:
     """Play one greedy episode with the saved agent; return what a replay needs."""
     agent_class = AGENT_CLASSES[kind]
-    result = evaluate(
-        agent_class.load(prefix), agent_class.env_id, 1, seed, max_steps, keep_trajectories=True
-    )
+    agent = agent_class.load(prefix)
+    result = evaluate(agent, agent_class.env_id, 1, seed, max_steps, keep_trajectories=True)
+    trained_episodes = agent.extra_config.get("training", {}).get("episodes", -1)
     observations, actions = result.trajectories[0]
     return {
         "env_id": np.array(agent_class.env_id),
@@ -56,6 +56,7 @@ def record_trace(prefix: Path, kind: str, seed: int, max_steps: int | None) -> d
         "observations": observations,
         "actions": actions,
         "score": np.array(result.mean),
+        "trained_episodes": np.array(trained_episodes),
     }
 
 
@@ -150,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         trace = record_trace(prefix, args.agent, args.seed, args.max_steps)
         frames = render(trace, args.out, f"{args.agent}-{name}", PANEL_STRIDE)
-        label = f"{name}: {prefix.name}, score {float(trace['score']):.0f}"
+        trained = int(trace["trained_episodes"])
+        when = f"after {trained} episodes" if trained >= 0 else prefix.name
+        label = f"{name}: {when}, score {float(trace['score']):.0f}"
         clips.append(labelled(frames, label))
         print(f"{name}: {prefix} scored {float(trace['score']):.0f}; MP4 in {args.out}")
     combined = clips[0] if len(clips) == 1 else side_by_side(*clips)

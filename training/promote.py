@@ -1,0 +1,156 @@
+"""Ship a training run's final agent as the package's weights, with a record of how it was made.
+
+    python -m training.promote runs/reinforce_normalised-seed7-20261126-050000 [--overwrite]
+
+Copies `final.{keras,config}` to `weights/<agent>.{keras,config}` and the run's first
+checkpoint to `weights/early/<agent>.*` (the early agent of the side-by-side videos), the
+learning curve to `docs/<agent>_learning_curve.png`, and writes `weights/<agent>.json`: the
+exact command, seed, settings, library versions, training time, file hashes and the greedy
+evaluation over 100 seeded episodes (seeds 0..99; for the pendulum also with the 500-step cap
+the course's benchmark uses). Existing weights are replaced only with `--overwrite`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from agents import AGENT_CLASSES
+from agents.agent_files import agent_paths, sha256_of
+from agents.base import library_versions
+from agents.evaluation import evaluate
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WEIGHTS_DIR = REPO_ROOT / "weights"
+DEFAULT_DOCS_DIR = REPO_ROOT / "docs"
+EVALUATION_EPISODES = 100
+EVALUATION_SEED = 0
+#: Step caps the shipped agents are scored under: the environment's own, and the course's.
+EVALUATION_CAPS: dict[str, tuple[int | None, ...]] = {"cartpole": (None,), "pendulum": (None, 500)}
+
+
+class PromotionError(RuntimeError):
+    """The run cannot be shipped (missing files, or weights would be overwritten)."""
+
+
+def _copy_pair(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for source_file, target_file in zip(agent_paths(source), agent_paths(target), strict=True):
+        shutil.copyfile(source_file, target_file)
+
+
+def evaluate_shipped(kind: str, prefix: Path) -> dict[str, Any]:
+    """The greedy evaluations recorded beside shipped weights, keyed by step cap."""
+    agent_class = AGENT_CLASSES[kind]
+    results = {}
+    for cap in EVALUATION_CAPS[kind]:
+        result = evaluate(
+            agent_class.load(prefix), agent_class.env_id, EVALUATION_EPISODES, EVALUATION_SEED, cap
+        )
+        summary = result.summary()
+        del summary["returns"], summary["lengths"]
+        results["env_cap" if cap is None else f"cap_{cap}"] = summary
+    return results
+
+
+def promote_run(
+    run_dir: Path,
+    weights_dir: Path = DEFAULT_WEIGHTS_DIR,
+    overwrite: bool = False,
+    docs_dir: Path = DEFAULT_DOCS_DIR,
+) -> dict[str, Any]:
+    """Copy a finished run into `weights_dir` and write its record; returns the record."""
+    run_dir = Path(run_dir)
+    needed = [run_dir / name for name in ("settings.json", "summary.json", "command.txt")]
+    needed += list(agent_paths(run_dir / "final"))
+    if missing := [str(path) for path in needed if not path.is_file()]:
+        raise PromotionError(f"{run_dir}: not a finished run, missing {missing}")
+    settings = json.loads((run_dir / "settings.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    kind = settings["task"]
+    agent_class = AGENT_CLASSES[kind]
+    agent_class.load(run_dir / "final")  # refuses a broken or foreign pair before anything
+    target = weights_dir / kind
+    if agent_paths(target)[0].exists() and not overwrite:
+        raise PromotionError(f"{target}.keras exists: pass --overwrite to replace it")
+    checkpoints = sorted((run_dir / "checkpoints").glob("episode_*.keras"))
+    _copy_pair(run_dir / "final", target)
+    early = None
+    if checkpoints:
+        early = weights_dir / "early" / kind
+        _copy_pair(checkpoints[0].with_suffix(""), early)
+    curve = None
+    if (run_dir / "learning_curve.png").is_file():
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        curve = docs_dir / f"{kind}_learning_curve.png"
+        shutil.copyfile(run_dir / "learning_curve.png", curve)
+    commands = (run_dir / "command.txt").read_text().splitlines()
+
+    def shown(path: Path | None) -> str | None:
+        if path is None:
+            return None
+        path = path.resolve()
+        return str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)
+
+    record = {
+        "agent": kind,
+        "agent_class": f"agents.{agent_class.__name__}",
+        "env_id": agent_class.env_id,
+        "weights": shown(target),
+        "sha256": {path.name: sha256_of(path) for path in agent_paths(target)},
+        "command": commands[0],
+        "resumed_with": commands[1:],
+        "seed": settings["seed"],
+        "script": settings["script"],
+        "settings": settings,
+        "versions": library_versions(),
+        "training": {
+            key: summary[key]
+            for key in (
+                "stop_reason",
+                "episodes",
+                "updates",
+                "useful_steps",
+                "train_seconds",
+                "steps_per_second",
+                "solved",
+            )
+        },
+        "training_evaluations": summary.get("evaluations", []),
+        "evaluation": evaluate_shipped(kind, target),
+        "early_checkpoint": shown(early),
+        "early_checkpoint_episode": int(checkpoints[0].stem.split("_")[1]) if checkpoints else None,
+        "learning_curve": shown(curve),
+        "source_run": run_dir.name,
+    }
+    (weights_dir / f"{kind}.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir", type=Path, help="a finished run folder")
+    parser.add_argument("--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR, help="target")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing weights")
+    args = parser.parse_args(argv)
+    try:
+        record = promote_run(args.run_dir, args.weights_dir, args.overwrite)
+    except PromotionError as error:
+        parser.exit(1, f"error: {error}\n")
+    print(f"{record['agent']}: shipped {record['weights']} from {record['source_run']}")
+    for cap, result in record["evaluation"].items():
+        print(
+            f"  {cap}: mean {result['mean']:.1f} std {result['std']:.1f} "
+            f"min {result['min']:.0f} max {result['max']:.0f} over {result['episodes']} episodes"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
