@@ -1,0 +1,61 @@
+"""training.promote: a finished run becomes shipped weights with a truthful record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents import CartPoleAgent
+from training.loop import train
+from training.promote import PromotionError, promote_run
+from training.reinforce import ReinforceSettings
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    settings = ReinforceSettings.preset(
+        "fast",
+        runs_dir=str(tmp_path_factory.mktemp("runs")),
+        max_episodes=8,
+        num_envs=2,
+        episodes_per_update=2,
+        checkpoint_every=4,
+        progress_bar=False,
+    )
+    return train(settings, command="python -m training.reinforce --tiny").run_dir
+
+
+def test_promote_copies_the_final_agent_and_records_how_it_was_made(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("training.promote.EVALUATION_EPISODES", 3)
+    record = promote_run(finished_run, tmp_path / "weights", docs_dir=tmp_path / "docs")
+    shipped = CartPoleAgent.load(tmp_path / "weights" / "cartpole")
+    final = CartPoleAgent.load(finished_run / "final")
+    for a, b in zip(shipped.model.get_weights(), final.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    early = CartPoleAgent.load(tmp_path / "weights" / "early" / "cartpole")
+    assert early.extra_config["training"]["episodes"] == 4
+    on_disk = json.loads((tmp_path / "weights" / "cartpole.json").read_text())
+    assert on_disk == record
+    assert record["command"] == "python -m training.reinforce --tiny"
+    assert record["seed"] == 42 and record["training"]["episodes"] == 8
+    assert record["evaluation"]["env_cap"]["episodes"] == 3
+    assert (tmp_path / "docs" / "cartpole_learning_curve.png").is_file()
+
+
+def test_promote_never_overwrites_without_being_asked(finished_run: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "cartpole.keras").write_bytes(b"precious")
+    with pytest.raises(PromotionError, match="--overwrite"):
+        promote_run(finished_run, weights, docs_dir=tmp_path / "docs")
+    assert (weights / "cartpole.keras").read_bytes() == b"precious"
+
+
+def test_promote_refuses_an_unfinished_run(tmp_path: Path) -> None:
+    with pytest.raises(PromotionError, match="not a finished run"):
+        promote_run(tmp_path, tmp_path / "weights")

@@ -1,0 +1,52 @@
+"""The weights the package ships: they load, match their records, score, and submit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents import AGENT_CLASSES
+from agents.agent_files import agent_paths, sha256_of
+from agents.evaluation import evaluate
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WEIGHTS = REPO_ROOT / "weights"
+#: The best possible score of each task (every step rewarded, episodes capped).
+MAXIMUM = {"cartpole": 500.0, "pendulum": 1000.0}
+
+
+@pytest.mark.parametrize("kind", sorted(AGENT_CLASSES))
+def test_shipped_weights_match_their_record(kind: str) -> None:
+    record = json.loads((WEIGHTS / f"{kind}.json").read_text())
+    for path in agent_paths(WEIGHTS / kind):
+        assert record["sha256"][path.name] == sha256_of(path)
+    agent = AGENT_CLASSES[kind].load(WEIGHTS / kind)
+    assert agent.uses_fast_path
+    assert agent.seed == record["seed"] and f"--seed {record['seed']}" in record["command"]
+    assert record["evaluation"]["env_cap"]["mean"] == MAXIMUM[kind]
+    assert record["evaluation"]["env_cap"]["episodes"] == 100
+
+
+@pytest.mark.parametrize("kind", sorted(AGENT_CLASSES))
+def test_shipped_agents_score_the_maximum_on_fresh_seeds(kind: str) -> None:
+    agent_class = AGENT_CLASSES[kind]
+    result = evaluate(agent_class.load(WEIGHTS / kind), agent_class.env_id, 3, seed=5000)
+    assert result.returns == (MAXIMUM[kind],) * 3
+
+
+@pytest.mark.parametrize("kind", sorted(AGENT_CLASSES))
+def test_main_job_submits_the_shipped_weights(kind: str, tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "submit.py", "--agent", kind, "--out", str(tmp_path), "--json"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report = json.loads(completed.stdout)
+    assert completed.returncode == 0 and report["ok"], report
+    assert Path(report["bundle"]) == tmp_path / f"{kind}.zip"
