@@ -82,6 +82,27 @@ def make_env(env_id: str, max_steps: int | None = None, render_mode: str | None 
     return gym.wrappers.RecordEpisodeStatistics(gym.make(env_id, **kwargs))
 
 
+def collect_observations(agent: ActingAgent, env_id: str, count: int, seed: int) -> list[Any]:
+    """Real observations, as the evaluator hands them over, from the agent's own episodes."""
+    env = make_env(env_id)
+    observations: list[Any] = []
+    episode = 0
+    try:
+        while len(observations) < count:
+            observation, info = env.reset(seed=seed + episode)
+            done = False
+            while not done and len(observations) < count:
+                observations.append(observation)
+                observation, _, terminated, truncated, info = env.step(
+                    agent.act(observation, info)
+                )
+                done = terminated or truncated
+            episode += 1
+    finally:
+        env.close()
+    return observations
+
+
 def evaluate(
     agent: ActingAgent,
     env_id: str,

@@ -22,12 +22,12 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import gymnasium as gym
 import keras
 import numpy as np
 
-from agents import AGENT_CLASSES, PolicyAgent
+from agents import AGENT_CLASSES
 from agents.agent_files import agent_paths
+from agents.evaluation import collect_observations
 
 DEFAULT_STEPS = 3000
 WARMUP_CALLS = 50
@@ -42,23 +42,6 @@ class LatencyRow:
     calls: int
     p50_us: float
     p99_us: float
-
-
-def collect_observations(agent: PolicyAgent, steps: int, seed: int) -> list[np.ndarray]:
-    """Real observations: the agent's own trajectories, seeded, until `steps` are gathered."""
-    env = gym.make(agent.env_id)
-    observations: list[np.ndarray] = []
-    episode = 0
-    while len(observations) < steps:
-        observation, info = env.reset(seed=seed + episode)
-        done = False
-        while not done and len(observations) < steps:
-            observations.append(observation)
-            observation, _, terminated, truncated, info = env.step(agent.act(observation, info))
-            done = terminated or truncated
-        episode += 1
-    env.close()
-    return observations
 
 
 def course_act(model: keras.Model, kind: str) -> Callable[[np.ndarray], object]:
@@ -85,7 +68,7 @@ def time_calls(act: Callable[[np.ndarray], object], observations: list[np.ndarra
 
 def benchmark(kind: str, prefix: Path, steps: int) -> tuple[LatencyRow, LatencyRow, int]:
     agent = AGENT_CLASSES[kind].load(prefix)
-    observations = collect_observations(agent, steps, OBSERVATION_SEED)
+    observations = collect_observations(agent, agent.env_id, steps, OBSERVATION_SEED)
     model = keras.models.load_model(agent_paths(prefix)[0], compile=False, safe_mode=True)
     slow = course_act(model, kind)
     disagreements = sum(

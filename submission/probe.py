@@ -54,25 +54,6 @@ def foreign_agent_modules(bundle: Path) -> list[str]:
     return foreign
 
 
-def real_observations(agent: Any, env_id: str, count: int, seed: int) -> list[Any]:
-    """Observations from the agent's own episodes, as the evaluator would hand them over."""
-    import gymnasium as gym
-
-    env = gym.make(env_id)
-    observations: list[Any] = []
-    episode = 0
-    while len(observations) < count:
-        observation, info = env.reset(seed=seed + episode)
-        done = False
-        while not done and len(observations) < count:
-            observations.append(observation)
-            observation, _, terminated, truncated, info = env.step(agent.act(observation, info))
-            done = terminated or truncated
-        episode += 1
-    env.close()
-    return observations
-
-
 def same_action(first: Any, second: Any) -> bool:
     import numpy as np
 
@@ -127,10 +108,12 @@ def probe(args: argparse.Namespace, checks: Checks) -> None:
         fast_path=bool(getattr(agent, "uses_fast_path", False)),
     )
 
-    from agents.evaluation import evaluate
+    from agents.evaluation import collect_observations, evaluate
 
     try:
-        observations = real_observations(agent, args.env_id, DETERMINISM_OBSERVATIONS, args.seed)
+        observations = collect_observations(
+            agent, args.env_id, DETERMINISM_OBSERVATIONS, args.seed
+        )
         first = [agent.act(observation, {}) for observation in observations]
         second = [twin.act(observation, {}) for observation in observations]
         result = evaluate(agent, args.env_id, args.episodes, args.seed, args.max_steps)

@@ -23,7 +23,9 @@ from agents import CartPoleAgent, InvertedPendulumAgent
 from submission import bundle as bundle_module
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-QUICK = ["--episodes", "2", "--min-score", "0"]
+#: Where the score and speed are not the point: few episodes, no score bar, and a latency limit
+#: that a loaded machine cannot trip (the default limit is tested by the shipped-weights test).
+QUICK = ["--episodes", "2", "--min-score", "0", "--max-p99-us", "1e6"]
 
 
 @pytest.fixture
@@ -52,15 +54,29 @@ def run_submit(*args: str | Path) -> tuple[int, dict]:
     return completed.returncode, json.loads(completed.stdout)
 
 
-def patched_agents(tmp_path: Path, old: str, new: str) -> Path:
-    """A copy of the agents package with one line of the pendulum agent changed."""
+def copied_agents(tmp_path: Path) -> Path:
+    """A copy of this repository's agents package, to break on purpose."""
     target = tmp_path / "patched" / "agents"
     shutil.copytree(REPO_ROOT / "agents", target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def patched_agents(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of the agents package with one line of the pendulum agent changed."""
+    target = copied_agents(tmp_path)
     module = target / "inverted_pendulum.py"
     source = module.read_text()
     assert old in source
     module.write_text(source.replace(old, new))
     return target
+
+
+def submit_pendulum_with(agents_dir: Path, weights: Path, out: Path) -> tuple[int, dict]:
+    """Quick submit of the pendulum weights, bundling the given agents package."""
+    return run_submit(
+        "--agent", "pendulum", "--weights", weights, "--out", out, "--agents-dir", agents_dir,
+        *QUICK,
+    )
 
 
 def assert_no_bundle(out: Path) -> None:
@@ -167,17 +183,7 @@ def test_out_of_range_or_nan_actions_fail(pendulum_weights: Path, tmp_path: Path
         f"return np.array([{bad_action}], dtype=np.float32)",
     )
     out = tmp_path / "dist"
-    code, report = run_submit(
-        "--agent",
-        "pendulum",
-        "--weights",
-        pendulum_weights,
-        "--out",
-        out,
-        "--agents-dir",
-        agents_dir,
-        *QUICK,
-    )
+    code, report = submit_pendulum_with(agents_dir, pendulum_weights, out)
     assert code == 1 and report["error"]["check"] == "act"
     assert "is not in Box" in report["error"]["detail"]
     assert_no_bundle(out)
@@ -196,20 +202,10 @@ def test_agent_below_the_score_bar_fails(cartpole_weights: Path, tmp_path: Path)
 def test_bundle_missing_a_module_fails_even_with_the_project_installed(
     pendulum_weights: Path, tmp_path: Path
 ):
-    agents_dir = patched_agents(tmp_path, "ACTION_LOW = -3.0", "ACTION_LOW = -3.0")
+    agents_dir = copied_agents(tmp_path)
     (agents_dir / "numpy_forward.py").unlink()
     out = tmp_path / "dist"
-    code, report = run_submit(
-        "--agent",
-        "pendulum",
-        "--weights",
-        pendulum_weights,
-        "--out",
-        out,
-        "--agents-dir",
-        agents_dir,
-        *QUICK,
-    )
+    code, report = submit_pendulum_with(agents_dir, pendulum_weights, out)
     assert code == 1 and report["error"]["check"] == "import"
     assert "numpy_forward" in report["error"]["detail"]
     assert_no_bundle(out)
