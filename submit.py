@@ -105,7 +105,9 @@ def probe_or_fail(
     return report
 
 
-def verify_zip(zip_path: Path, checks: list[dict[str, Any]]) -> dict[str, Any]:
+def verify_zip(
+    zip_path: Path, checks: list[dict[str, Any]], shown_as: str | None = None
+) -> dict[str, Any]:
     """Extract safely, check every hash, then load and run the agent from the extracted copy."""
     from submission.bundle import BundleError, ProbeSettings, check_extracted, safe_extract
 
@@ -122,7 +124,7 @@ def verify_zip(zip_path: Path, checks: list[dict[str, Any]]) -> dict[str, Any]:
                 "name": "bundle",
                 "stage": "zip",
                 "ok": True,
-                "detail": f"{zip_path.name}: {len(names)} entries inside the folder, "
+                "detail": f"{shown_as or zip_path.name}: {len(names)} entries inside the folder, "
                 f"{len(manifest['files'])} SHA-256 hashes match the manifest",
             }
         )
@@ -192,7 +194,7 @@ def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
         temporary = Path(temporary_name)
         try:
             write_reproducible_zip(stage, temporary)
-            verify_zip(temporary, checks)
+            verify_zip(temporary, checks, shown_as=target.name)
             temporary.chmod(BUNDLE_MODE)
             os.replace(temporary, target)
         finally:
