@@ -7,23 +7,11 @@ python -m training.reinforce_baseline --preset fast   # vectorised, solves in se
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from training.settings import CARTPOLE_SOLVED, TrainingSettings
+from training.reinforce import FAST as REINFORCE_FAST
+from training.settings import TrainingSettings
 
-FAST: dict[str, Any] = {
-    "num_envs": 16,
-    "episodes_per_update": 16,
-    "actor_learning_rate": 3e-3,
-    "critic_learning_rate": 1e-2,
-    "standardise": "batch",
-    "discount_weighting": False,
-    "batch_reduction": "mean",
-    "stop": "solved",
-    "solve_threshold": CARTPOLE_SOLVED,
-    "eval_gate": 450.0,
-    "max_episodes": 20_000,
-    "max_seconds": 120.0,
-    "checkpoint_every": 1000,
-}
+#: REINFORCE's fast preset, plus a critic that learns faster than the actor.
+FAST: dict[str, Any] = {**REINFORCE_FAST, "critic_learning_rate": 1e-2}
 
 
 @dataclass(frozen=True)
