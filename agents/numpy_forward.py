@@ -83,13 +83,15 @@ def _layer_function(layer: keras.layers.Layer, dtype: np.dtype) -> LayerFunction
 
 
 def compile_numpy_forward(
-    model: keras.Model, output_index: int = 0, dtype: np.dtype = np.float32
-) -> Callable[[Array], Array]:
-    """Return `forward(batch)` computing `model(batch)[output_index]` with NumPy.
+    model: keras.Model, outputs: int | tuple[int, ...] = 0, dtype: np.dtype = np.float32
+) -> Callable[[Array], Array] | Callable[[Array], list[Array]]:
+    """Return `forward(batch)` computing `model(batch)[outputs]` with NumPy.
 
     Works for Sequential and functional models with one input built from Dense, Activation and
-    Rescaling layers. Only the chain of layers that leads to the requested output is kept, so
-    an agent that acts on one head does not pay for the others.
+    Rescaling layers. `outputs` is one output index (the function returns that array) or a
+    tuple of them (it returns a list, and shared layers run once). Only the layers that lead
+    to the requested outputs are kept, so an agent that acts on one head does not pay for the
+    others.
     """
     # A Sequential model keeps its graph in a private Functional; layers called more than once
     # (as after loading) have several inbound nodes, so only the graph's own nodes are reliable.
@@ -99,29 +101,48 @@ def compile_numpy_forward(
         raise UnsupportedModelError(f"{type(model).__name__} has no functional graph to compile")
     if len(graph.inputs) != 1:
         raise UnsupportedModelError("only single-input models are supported")
-    if not 0 <= output_index < len(graph.outputs):
-        raise UnsupportedModelError(f"model has no output {output_index}")
-    producers: dict[int, tuple[int, keras.layers.Layer]] = {}
-    for nodes in nodes_by_depth.values():
-        for node in nodes:
+    wanted = (outputs,) if isinstance(outputs, int) else tuple(outputs)
+    if not wanted or not all(0 <= index < len(graph.outputs) for index in wanted):
+        raise UnsupportedModelError(f"model has no output {outputs}")
+    # Deepest nodes first is the order from the input towards the outputs.
+    ordered: list[tuple[int, int, keras.layers.Layer]] = []
+    for depth in sorted(nodes_by_depth, reverse=True):
+        for node in nodes_by_depth[depth]:
             layer = node.operation
             if type(layer) is keras.layers.InputLayer:
                 continue
             if len(node.input_tensors) != 1 or len(node.outputs) != 1:
                 raise UnsupportedModelError(f"layer {layer.name}: only one input and output")
-            producers[id(node.outputs[0])] = (id(node.input_tensors[0]), layer)
-    chain: list[keras.layers.Layer] = []
-    tensor_id, input_id = id(graph.outputs[output_index]), id(graph.inputs[0])
-    while tensor_id != input_id:
-        if tensor_id not in producers or len(chain) > len(producers):
-            raise UnsupportedModelError("the output is not reached by a chain of layers")
-        tensor_id, layer = producers[tensor_id]
-        chain.append(layer)
-    functions = [_layer_function(layer, dtype) for layer in reversed(chain)]
+            ordered.append((id(node.input_tensors[0]), id(node.outputs[0]), layer))
+    producer_of = {target: source for source, target, _ in ordered}
+    input_id = id(graph.inputs[0])
+    output_ids = [id(graph.outputs[index]) for index in wanted]
+    needed: set[int] = set()
+    for tensor_id in output_ids:
+        while tensor_id != input_id and tensor_id not in needed:
+            if tensor_id not in producer_of:
+                raise UnsupportedModelError("an output is not reached from the input")
+            needed.add(tensor_id)
+            tensor_id = producer_of[tensor_id]
+    steps = [
+        (source, target, _layer_function(layer, dtype))
+        for source, target, layer in ordered
+        if target in needed
+    ]
+    if isinstance(outputs, int):
+        functions = [function for _, _, function in steps]  # one output: a plain chain
 
-    def forward(batch: Array) -> Array:
-        for function in functions:
-            batch = function(batch)
-        return batch
+        def forward_one(batch: Array) -> Array:
+            for function in functions:
+                batch = function(batch)
+            return batch
 
-    return forward
+        return forward_one
+
+    def forward_many(batch: Array) -> list[Array]:
+        values = {input_id: batch}
+        for source, target, function in steps:
+            values[target] = function(values[source])
+        return [values[output_id] for output_id in output_ids]
+
+    return forward_many

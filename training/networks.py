@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from agents.numpy_forward import compile_numpy_forward
+
 MEAN_SCALE = 3.0  # the mean is 3 * tanh(.): the pendulum's action bounds
 LOG_STD_SCALE = 3.0  # log sigma = 3 * tanh(.) - 2, so sigma lies in about [0.0067, 2.7]
 LOG_STD_OFFSET = -2.0
@@ -79,62 +81,21 @@ def build_critic(observation_size: int, hidden: Sequence[int], seed: int) -> ker
     return keras.Sequential([keras.Input((observation_size,)), *layers], name="critic")
 
 
-_ACTIVATIONS = {
-    "linear": lambda x: x,
-    "relu": lambda x: np.maximum(x, 0.0),
-    "tanh": np.tanh,
-}
-
-
 class NumpyForward:
     """A NumPy copy of a policy for sampling: ``refresh()`` after each update, then call it.
 
-    Categorical models return logits (n, actions); Gaussian ones return (mean, log_std).
+    It is the agents' own compiled forward pass (one implementation for acting and for
+    rollouts). Categorical models return logits (n, actions); Gaussian ones (mean, log_std).
     """
 
     def __init__(self, model: keras.Model) -> None:
         self.model = model
-        self.gaussian = any(layer.name == "log_std" for layer in model.layers)
+        self.outputs = 0 if len(model.outputs) == 1 else tuple(range(len(model.outputs)))
         self.refresh()
 
     def refresh(self) -> None:
-        dense = {
-            layer.name: layer
-            for layer in self.model.layers
-            if isinstance(layer, keras.layers.Dense)
-        }
-        hidden_names = sorted(
-            (n for n in dense if n.startswith("hidden_")), key=lambda n: int(n.split("_")[1])
-        )
-        self.trunk = [self._params(dense[n]) for n in hidden_names]
-        if self.gaussian:
-            self.mean_head = self._params(dense["mean_tanh"])
-            self.log_std_head = self._params(dense["log_std_tanh"])
-            mean_layer = self.model.get_layer("mean")
-            log_std_layer = self.model.get_layer("log_std")
-            self.mean_affine = (float(mean_layer.scale), float(mean_layer.offset))
-            self.log_std_affine = (float(log_std_layer.scale), float(log_std_layer.offset))
-        else:
-            self.head = self._params(dense["logits"])
-
-    @staticmethod
-    def _params(layer: keras.layers.Dense) -> tuple[np.ndarray, np.ndarray, str]:
-        kernel, bias = (np.asarray(w, dtype=np.float32) for w in layer.get_weights())
-        return kernel, bias, layer.activation.__name__
-
-    @staticmethod
-    def _apply(x: np.ndarray, params: tuple[np.ndarray, np.ndarray, str]) -> np.ndarray:
-        kernel, bias, activation = params
-        return _ACTIVATIONS[activation](x @ kernel + bias)
+        """Re-read the weights (they change with every update)."""
+        self._forward = compile_numpy_forward(self.model, self.outputs)
 
     def __call__(self, observations: np.ndarray):
-        x = np.asarray(observations, dtype=np.float32)
-        for params in self.trunk:
-            x = self._apply(x, params)
-        if not self.gaussian:
-            return self._apply(x, self.head)
-        scale, offset = self.mean_affine
-        mean = self._apply(x, self.mean_head) * scale + offset
-        scale, offset = self.log_std_affine
-        log_std = self._apply(x, self.log_std_head) * scale + offset
-        return mean, log_std
+        return self._forward(np.asarray(observations, dtype=np.float32))
