@@ -74,9 +74,9 @@ class EvaluationResult:
         }
 
 
-def make_env(env_id: str, max_steps: int | None = None, render_mode: str | None = None) -> gym.Env:
+def make_env(env_id: str, max_steps: int | None = None) -> gym.Env:
     """The evaluation environment, with an optional step cap, recording episode statistics."""
-    kwargs: dict[str, Any] = {"render_mode": render_mode}
+    kwargs: dict[str, Any] = {}
     if max_steps is not None:
         kwargs["max_episode_steps"] = max_steps
     return gym.wrappers.RecordEpisodeStatistics(gym.make(env_id, **kwargs))
@@ -93,9 +93,7 @@ def collect_observations(agent: ActingAgent, env_id: str, count: int, seed: int)
             done = False
             while not done and len(observations) < count:
                 observations.append(observation)
-                observation, _, terminated, truncated, info = env.step(
-                    agent.act(observation, info)
-                )
+                observation, _, terminated, truncated, info = env.step(agent.act(observation, info))
                 done = terminated or truncated
             episode += 1
     finally:

@@ -143,7 +143,6 @@ class Trainer:
             self.greedy = categorical_policy(self.forward, greedy=True)
         self.eval_envs = None
         self.max_episode_steps = gym.spec(self.env_id).max_episode_steps
-        self._make_envs = make_envs
 
         self.episodes = self.updates = self.useful_steps = self.env_steps = 0
         self.wall_before = 0.0
@@ -334,11 +333,11 @@ class Trainer:
             or np.mean(recent) < settings.eval_gate
         ):
             return False
-        from training.rollouts import greedy_mean
+        from training.rollouts import greedy_mean, make_envs
 
         eval_seed = settings.seed * EVAL_SEED_OFFSET + self.updates
         if self.eval_envs is None:
-            self.eval_envs = self._make_envs(self.env_id, settings.eval_episodes)
+            self.eval_envs = make_envs(self.env_id, settings.eval_episodes)
         self.forward.refresh()
         quick, finished = greedy_mean(
             self.eval_envs, self.greedy, settings.solve_threshold, self.max_episode_steps, eval_seed
