@@ -81,6 +81,15 @@ def test_evaluate_command_records_videos(pendulum_prefix: Path, tmp_path: Path) 
     ]
 
 
+def test_evaluate_command_records_only_scored_episodes(pendulum_prefix: Path, tmp_path: Path):
+    completed = run_module("training.evaluate", "--agent", "pendulum", "--weights",
+                           pendulum_prefix, "--episodes", "1", "--record", tmp_path / "v",
+                           "--record-episodes", "2")
+    assert completed.returncode == 2
+    assert "at most --episodes" in completed.stderr
+    assert not (tmp_path / "v").exists()
+
+
 def test_evaluate_command_reports_bad_weights(tmp_path: Path) -> None:
     completed = run_module(
         "training.evaluate", "--agent", "cartpole", "--weights", tmp_path / "missing"

@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from agents import AGENT_CLASSES, AgentFileError
 from agents.evaluation import EvaluationResult, InvalidActionError, evaluate
-from training.videos import record_trace, render
+from training.videos import render, trace_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EPISODES = 100
@@ -58,11 +58,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--record-episodes",
         type=int,
         default=DEFAULT_RECORD_EPISODES,
-        help="how many episodes (from the first seed) to record with --record",
+        help="how many of the scored episodes (from the first seed) to record with --record",
     )
     args = parser.parse_args(argv)
     if args.episodes < 1 or args.record_episodes < 1:
         parser.error("--episodes and --record-episodes must be at least 1")
+    if args.record is not None and args.record_episodes > args.episodes:
+        parser.error("--record-episodes records scored episodes: at most --episodes")
     if args.max_steps is not None and args.max_steps < 1:
         parser.error("--max-steps must be at least 1")
     return args
@@ -74,11 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     prefix = args.weights or REPO_ROOT / "weights" / args.agent
     try:
         agent = agent_class.load(prefix)
-        result = evaluate(agent, agent_class.env_id, args.episodes, args.seed, args.max_steps)
+        result = evaluate(
+            agent,
+            agent_class.env_id,
+            args.episodes,
+            args.seed,
+            args.max_steps,
+            keep_trajectories=args.record is not None,
+        )
         for episode in range(args.record_episodes if args.record is not None else 0):
-            seed = args.seed + episode
-            trace = record_trace(prefix, args.agent, seed, args.max_steps)
-            render(trace, args.record, f"{args.agent}-seed{seed}")
+            name = f"{args.agent}-seed{args.seed + episode}"
+            render(trace_of(result, episode), args.record, name)
     except (AgentFileError, InvalidActionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

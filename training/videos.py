@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from agents import AGENT_CLASSES
-from agents.evaluation import evaluate
+from agents.evaluation import EvaluationResult, evaluate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VIDEO_FPS = 50
@@ -42,22 +42,28 @@ STRIP_FRAMES = 6
 STRIP_WIDTH = 160
 
 
+def trace_of(
+    result: EvaluationResult, episode: int, trained_episodes: int = -1
+) -> dict[str, object]:
+    """What a replay needs of one episode of an evaluation run with `keep_trajectories`."""
+    observations, actions = result.trajectories[episode]
+    return {
+        "env_id": np.array(result.env_id),
+        "seed": np.array(result.seed + episode),
+        "max_steps": np.array(result.max_steps or 0),
+        "observations": observations,
+        "actions": actions,
+        "score": np.array(result.returns[episode]),
+        "trained_episodes": np.array(trained_episodes),
+    }
+
+
 def record_trace(prefix: Path, kind: str, seed: int, max_steps: int | None) -> dict[str, object]:
     """Play one greedy episode with the saved agent; return what a replay needs."""
     agent_class = AGENT_CLASSES[kind]
     agent = agent_class.load(prefix)
     result = evaluate(agent, agent_class.env_id, 1, seed, max_steps, keep_trajectories=True)
-    trained_episodes = agent.extra_config.get("training", {}).get("episodes", -1)
-    observations, actions = result.trajectories[0]
-    return {
-        "env_id": np.array(agent_class.env_id),
-        "seed": np.array(seed),
-        "max_steps": np.array(max_steps or 0),
-        "observations": observations,
-        "actions": actions,
-        "score": np.array(result.mean),
-        "trained_episodes": np.array(trained_episodes),
-    }
+    return trace_of(result, 0, agent.extra_config.get("training", {}).get("episodes", -1))
 
 
 def render(
