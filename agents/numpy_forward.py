@@ -26,7 +26,8 @@ def _relu(x: Array) -> Array:
     return np.maximum(x, 0.0)
 
 
-def _softmax(x: Array) -> Array:
+def softmax(x: Array) -> Array:
+    """Row-wise softmax, shifted by the row maximum so large logits do not overflow."""
     shifted = np.exp(x - x.max(axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
@@ -44,7 +45,7 @@ ACTIVATIONS: dict[str, LayerFunction] = {
     "relu": _relu,
     "tanh": np.tanh,
     "sigmoid": _sigmoid,
-    "softmax": _softmax,
+    "softmax": softmax,
 }
 
 

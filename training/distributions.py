@@ -11,13 +11,9 @@ import math
 
 import numpy as np
 
+from agents.numpy_forward import softmax
+
 LOG_2PI = math.log(2.0 * math.pi)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 class Categorical:
@@ -30,7 +26,7 @@ class Categorical:
     @staticmethod
     def sample_numpy(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One action per row by inverse-CDF sampling (one uniform draw per row)."""
-        probabilities = _softmax(np.asarray(logits, dtype=np.float64))
+        probabilities = softmax(np.asarray(logits, dtype=np.float64))
         cumulative = np.cumsum(probabilities, axis=-1)
         draws = rng.random(cumulative.shape[:-1])[..., None]
         actions = (cumulative[..., :-1] < draws).sum(axis=-1)

@@ -82,6 +82,11 @@ def deferred_interrupt():
         raise KeyboardInterrupt
 
 
+def evaluation_seed(seed: int, updates: int) -> int:
+    """The reset seed of the greedy evaluation after ``updates`` updates of a run."""
+    return seed * EVAL_SEED_OFFSET + updates
+
+
 def update_seed(seed: int, update: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([seed, update])
 
@@ -335,7 +340,7 @@ class Trainer:
             return False
         from training.rollouts import greedy_mean, make_envs
 
-        eval_seed = settings.seed * EVAL_SEED_OFFSET + self.updates
+        eval_seed = evaluation_seed(settings.seed, self.updates)
         if self.eval_envs is None:
             self.eval_envs = make_envs(self.env_id, settings.eval_episodes)
         self.forward.refresh()

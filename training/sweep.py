@@ -240,10 +240,10 @@ def final_greedy_score(result: Any, settings: TrainingSettings) -> float:
         return math.nan
     from agents import AGENT_CLASSES
     from agents.evaluation import evaluate
-    from training.loop import ENV_IDS, EVAL_SEED_OFFSET
+    from training.loop import ENV_IDS, evaluation_seed
 
     agent = AGENT_CLASSES[settings.task].load(result.run_dir / "final")
-    seed = settings.seed * EVAL_SEED_OFFSET + result.updates
+    seed = evaluation_seed(settings.seed, result.updates)
     return evaluate(agent, ENV_IDS[settings.task], settings.eval_episodes, seed).mean
 
 
