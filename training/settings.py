@@ -129,12 +129,14 @@ class TrainingSettings:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainingSettings:
-        hints = typing.get_type_hints(cls)
         known = {f.name for f in dataclasses.fields(cls)}
-        values = {
-            k: tuple(v) if hints[k] == tuple[int, ...] else v for k, v in data.items() if k in known
-        }
-        return cls(**values)
+        return cls(**cls.typed({k: v for k, v in data.items() if k in known}))
+
+    @classmethod
+    def typed(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Field values as the dataclass wants them: JSON and Ray hand tuples back as lists."""
+        hints = typing.get_type_hints(cls)
+        return {k: tuple(v) if hints[k] == tuple[int, ...] else v for k, v in values.items()}
 
 
 def field_metadata(name: str) -> Any:

@@ -163,15 +163,9 @@ def build_settings(
 ) -> TrainingSettings:
     """A trial's settings: the agent's fast preset, the overrides, the seed, sweep plumbing."""
     settings_class = AGENT_SETTINGS[agent]
-    hints = typing.get_type_hints(settings_class)
-    # Tune may hand tuples back as lists; the dataclass wants tuples.
-    typed = {
-        key: tuple(value) if hints[key] == tuple[int, ...] else value
-        for key, value in overrides.items()
-    }
     return settings_class.preset(
         PRESET,
-        **typed,
+        **settings_class.typed(overrides),
         seed=seed,
         runs_dir=str(runs_dir),
         progress_bar=False,
