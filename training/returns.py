@@ -48,3 +48,34 @@ def standardise(values, mask=None, axis=None, epsilon: float = EPSILON):
     mean = ops.sum(values * mask, axis=axis, keepdims=True) / count
     variance = ops.sum(ops.square(values - mean) * mask, axis=axis, keepdims=True) / count
     return (values - mean) / (ops.sqrt(variance) + epsilon) * mask
+
+
+def gae_advantages(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    next_values: np.ndarray,
+    terminated: np.ndarray,
+    ended: np.ndarray,
+    gamma: float,
+    gae_lambda: float,
+) -> np.ndarray:
+    """Generalised advantage estimates over a time-major rollout (T, ...) of fixed length.
+
+    ``next_values[t]`` is V of the observation step t returned. The one-step error is
+    ``delta_t = r_t + gamma * (1 - terminated_t) * next_values[t] - values[t]``: a step that
+    ended the episode by failing has no future, while a step cut by the time limit bootstraps
+    from its final observation's value, and so does the last step of a rollout that stops
+    mid-episode. ``A_t = delta_t + gamma * lambda * (1 - ended_t) * A_{t+1}``: the sum stops at
+    the end of an episode (terminated or truncated) and at the end of the rollout. The critic's
+    targets are ``A_t + values[t]``. Accumulates in float64.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    future = gamma * (1.0 - np.asarray(terminated, dtype=np.float64))
+    continues = gamma * gae_lambda * (1.0 - np.asarray(ended, dtype=np.float64))
+    deltas = rewards + future * next_values - np.asarray(values, dtype=np.float64)
+    advantages = np.zeros_like(deltas)
+    running = np.zeros(deltas.shape[1:])
+    for t in range(len(deltas) - 1, -1, -1):
+        running = deltas[t] + continues[t] * running
+        advantages[t] = running
+    return advantages

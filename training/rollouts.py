@@ -196,3 +196,87 @@ def greedy_mean(
         if best.mean() < threshold:
             return float(best.mean()), False
     return float(totals.mean()), True
+
+
+@dataclass
+class Rollout:
+    """``steps`` consecutive steps of every environment, time-major (T, N, ...).
+
+    Gymnasium's next-step autoreset makes the step after an episode's end a reset step: its
+    action is ignored, its reward is 0 and it belongs to no episode, so ``valid`` is False
+    there and the loss skips it. ``observations`` has T + 1 entries: entry t + 1 is what step
+    t returned (after a time-limit truncation, the episode's final observation).
+    """
+
+    observations: np.ndarray  # (T + 1, N, obs) float32
+    actions: np.ndarray  # (T, N) int or (T, N, act) float32: the actions to learn from
+    rewards: np.ndarray  # (T, N) float32
+    terminated: np.ndarray  # (T, N) bool: the episode failed at this step
+    ended: np.ndarray  # (T, N) bool: failed or cut by the time limit
+    valid: np.ndarray  # (T, N) bool: False on autoreset steps
+    scores: np.ndarray  # (E,) float: total reward of each episode that ended in the rollout
+    lengths: np.ndarray  # (E,) int: their lengths
+
+    @property
+    def env_steps(self) -> int:
+        """Every environment step taken, autoreset steps included."""
+        return int(self.valid.size)
+
+
+class RolloutCollector:
+    """Fixed-length rollouts over vectorised environments whose episodes run on across
+    rollouts (PPO's way): the environments, the current observations, whether each
+    environment's next step is an autoreset step, and the running episode scores persist
+    between calls of :meth:`collect`."""
+
+    def __init__(self, envs: gym.vector.VectorEnv, reset_seed: int) -> None:
+        mode = envs.metadata.get("autoreset_mode")
+        if mode != gym.vector.AutoresetMode.NEXT_STEP:
+            raise ValueError(f"rollouts need next-step autoreset, the environments use {mode}")
+        self.envs = envs
+        self.reset(reset_seed)
+
+    def reset(self, reset_seed: int) -> None:
+        """Start fresh episodes in every environment."""
+        num_envs = self.envs.num_envs
+        self.observations, _ = self.envs.reset(seed=reset_seed)
+        self.resetting = np.zeros(num_envs, dtype=bool)  # the next step is an autoreset step
+        self.episode_scores = np.zeros(num_envs, dtype=np.float64)
+        self.episode_lengths = np.zeros(num_envs, dtype=np.int64)
+
+    def collect(self, policy: Policy, steps: int, rng: np.random.Generator) -> Rollout:
+        """Step every environment ``steps`` times under ``policy``."""
+        observation_log = [self.observations]
+        action_log, reward_log, terminated_log, ended_log, valid_log = [], [], [], [], []
+        scores: list[float] = []
+        lengths: list[int] = []
+        for _ in range(steps):
+            env_actions, learned_actions = policy(self.observations, rng)
+            observations, rewards, terminated, truncated, _ = self.envs.step(env_actions)
+            valid = ~self.resetting
+            ended = (terminated | truncated) & valid
+            self.episode_scores += np.where(valid, rewards, 0.0)
+            self.episode_lengths += valid
+            scores.extend(self.episode_scores[ended])
+            lengths.extend(self.episode_lengths[ended])
+            self.episode_scores[ended] = 0.0
+            self.episode_lengths[ended] = 0
+            observation_log.append(observations)
+            action_log.append(learned_actions)
+            reward_log.append(rewards)
+            terminated_log.append(terminated & valid)
+            ended_log.append(ended)
+            valid_log.append(valid)
+            self.resetting = ended
+            self.observations = observations
+        actions = np.asarray(action_log)
+        return Rollout(
+            np.asarray(observation_log, dtype=np.float32),
+            actions if actions.dtype.kind in "iu" else actions.astype(np.float32),
+            np.asarray(reward_log, dtype=np.float32),
+            np.asarray(terminated_log),
+            np.asarray(ended_log),
+            np.asarray(valid_log),
+            np.asarray(scores, dtype=np.float64),
+            np.asarray(lengths, dtype=np.int64),
+        )
