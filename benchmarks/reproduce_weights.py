@@ -25,9 +25,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 import numpy as np  # noqa: E402
+from training.promote import evaluate_shipped  # noqa: E402
 
 from agents import AGENT_CLASSES  # noqa: E402
-from training.promote import evaluate_shipped  # noqa: E402
 
 
 def retrain(record: dict, runs_dir: Path) -> Path:
