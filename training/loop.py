@@ -140,7 +140,7 @@ class RunState:
         self.episodes = self.updates = self.env_steps = self.trained_steps = 0
         self.last_checkpoint = 0
         self.scores: deque[float] = deque(
-            maxlen=max(settings.running_window, settings.eval_episodes)
+            maxlen=max(settings.running_window, settings.gate_episodes)
         )
         self.evaluations: list[dict[str, Any]] = []
         self.wall_before = 0.0  # training time of earlier sessions of this run
@@ -215,11 +215,11 @@ class SolveCheck:
 
     def __call__(self, state: RunState, algorithm: Algorithm, make_agent: Callable) -> bool:
         settings = self.settings
-        recent = state.recent_scores(settings.eval_episodes)
+        recent = state.recent_scores(settings.gate_episodes)
         if (
             state.updates == 0
             or state.updates % settings.eval_every
-            or len(recent) < settings.eval_episodes
+            or len(recent) < settings.gate_episodes
             or np.mean(recent) < settings.eval_gate
         ):
             return False

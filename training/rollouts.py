@@ -232,19 +232,22 @@ class Rollout:
         """Every environment step taken, autoreset steps included."""
         return int(self.valid.size)
 
+    @property
+    def trained_steps(self) -> int:
+        """The steps the update learns from (autoreset steps excluded)."""
+        return int(self.valid.sum())
+
 
 class RolloutCollector:
     """Fixed-length rollouts over vectorised environments whose episodes run on across
     rollouts (PPO's way): the environments, the current observations, whether each
     environment's next step is an autoreset step, and the running episode scores persist
-    between calls of :meth:`collect`."""
+    between calls of :meth:`collect`. Call :meth:`reset` once before the first rollout."""
 
-    def __init__(self, envs: gym.vector.VectorEnv, reset_seed: int) -> None:
-        mode = envs.metadata.get("autoreset_mode")
-        if mode != gym.vector.AutoresetMode.NEXT_STEP:
-            raise ValueError(f"rollouts need next-step autoreset, the environments use {mode}")
+    def __init__(self, envs: gym.vector.VectorEnv) -> None:
+        check_next_step_autoreset(envs)
         self.envs = envs
-        self.reset(reset_seed)
+        self.started = False
 
     def reset(self, reset_seed: int) -> None:
         """Start fresh episodes in every environment."""
@@ -253,6 +256,7 @@ class RolloutCollector:
         self.resetting = np.zeros(num_envs, dtype=bool)  # the next step is an autoreset step
         self.episode_scores = np.zeros(num_envs, dtype=np.float64)
         self.episode_lengths = np.zeros(num_envs, dtype=np.int64)
+        self.started = True
 
     def collect(self, policy: Policy, steps: int, rng: np.random.Generator) -> Rollout:
         """Step every environment ``steps`` times under ``policy``."""

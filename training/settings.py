@@ -37,6 +37,11 @@ class TrainingSettings:
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"course": {}, "fast": {}}
     SCRIPT: ClassVar[str] = "training"
+    #: The preset a command line gets without --preset, and what --help says of the presets.
+    DEFAULT_PRESET: ClassVar[str] = "course"
+    PRESET_HELP: ClassVar[str] = (
+        "course: the course's settings; fast: the settings that train fastest"
+    )
 
     agent: str = setting("cartpole", "which task's agent: cartpole or pendulum", AGENT_NAMES, False)
     seed: int = setting(presets.SEED, "seed for initialisers, environments and action sampling")
@@ -84,7 +89,10 @@ class TrainingSettings:
     eval_episodes: int = setting(presets.EVAL_EPISODES, "episodes of each greedy evaluation")
     eval_every: int = setting(1, "updates between greedy evaluations (when gated open)")
     eval_gate: float = setting(
-        0.0, "evaluate only when the mean of the last eval_episodes training rewards reaches this"
+        0.0, "evaluate only when the mean of the last gate_episodes training rewards reaches this"
+    )
+    gate_episodes: int = setting(
+        presets.EVAL_EPISODES, "training episodes whose mean score opens the evaluation gate"
     )
     max_episodes: int = setting(presets.MAX_EPISODES, "stop after this many training episodes")
     max_seconds: float = setting(0.0, "stop after this much training time (0: no limit)")
@@ -108,6 +116,7 @@ class TrainingSettings:
             "running_window",
             "eval_episodes",
             "eval_every",
+            "gate_episodes",
             "max_episodes",
             "checkpoint_every",
         ):
@@ -196,9 +205,8 @@ def parse_command(
     parser.add_argument(
         "--preset",
         choices=tuple(cls.PRESETS),
-        default="course",
-        help="course: the course's settings; fast: the settings that train fastest "
-        "[default: course]",
+        default=cls.DEFAULT_PRESET,
+        help=f"{cls.PRESET_HELP} [default: {cls.DEFAULT_PRESET}]",
     )
     parser.add_argument(
         "--resume",
