@@ -31,6 +31,8 @@ from training.rollouts import Rollout, RolloutCollector, make_policy
 #: Adam's epsilon in PPO's reference implementations (OpenAI Baselines, Stable-Baselines3);
 #: Keras' default 1e-7 makes early steps on near-zero gradients larger.
 ADAM_EPSILON = 1e-5
+#: Prefix of the resume-state arrays that hold the episodes in flight.
+EPISODES = "episodes/"
 
 
 def clipped_surrogate(log_probs, old_log_probs, advantages, clip_range, weights):
@@ -257,6 +259,10 @@ class PPO:
         self.learner = PPOLearner(settings, self.actor, critic, log_std, self.distribution)
         self.collector = RolloutCollector(envs)
         self.env_steps = 0  # drives the linear schedule; part of the resume state
+        # The episodes in flight as of the last update learned from, and as of the last
+        # rollout collected: a run interrupted before learning resumes from the former.
+        self._episodes_learned: dict[str, np.ndarray] = {}
+        self._episodes_collected: dict[str, np.ndarray] = {}
 
     def greedy_policy(self):
         """The deterministic policy with the current weights, for the solve check."""
@@ -271,6 +277,7 @@ class PPO:
             self.collector.reset(reset_seed)
         self.forward.refresh()
         rollout = self.collector.collect(self.policy, settings.rollout_steps, rng)
+        self._episodes_collected = self.collector.state()
         order = minibatch_indices(rollout.env_steps, settings.minibatch_size, settings.epochs, rng)
         return Experience(rollout, order)
 
@@ -295,6 +302,7 @@ class PPO:
     def learn(self, experience: Experience) -> UpdateOutcome:
         settings = self.settings
         rollout = experience.rollout
+        self._episodes_learned = self._episodes_collected
         advantages, returns = self.advantages(rollout)
         samples = rollout.env_steps
         self.env_steps += samples
@@ -318,8 +326,15 @@ class PPO:
         )
 
     def state(self) -> dict[str, np.ndarray]:
-        return {**self.learner.state(), "env_steps": np.asarray(self.env_steps)}
+        """Weights, optimiser, schedule and the episodes in flight after the last update, so
+        that a resumed run continues exactly as an uninterrupted one."""
+        episodes = {f"{EPISODES}{k}": v for k, v in self._episodes_learned.items()}
+        return {**self.learner.state(), "env_steps": np.asarray(self.env_steps), **episodes}
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.learner.load_state(arrays)
         self.env_steps = int(arrays["env_steps"])
+        episodes = {k[len(EPISODES) :]: v for k, v in arrays.items() if k.startswith(EPISODES)}
+        if episodes:  # else no update had finished: the first collect resets as usual
+            self.collector.load_state(episodes)
+            self._episodes_learned = episodes
