@@ -13,11 +13,16 @@ import pytest
 import tensorflow as tf
 
 from agents import AGENT_CLASSES
-from training import ppo
+from training import networks, ppo
 from training.loop import train
 from training.ppo import PPOSettings
-from training.ppo_algorithm import clipped_surrogate, minibatch_indices, schedule_fraction
-from training.returns import gae_advantages
+from training.ppo_algorithm import (
+    clipped_surrogate,
+    fold_standardisation,
+    minibatch_indices,
+    schedule_fraction,
+)
+from training.returns import RunningMeanStd, gae_advantages
 from training.rollouts import RolloutCollector, make_envs
 from training.tasks import TASKS
 
@@ -41,7 +46,7 @@ def gae(rewards, values, next_values, terminated, ended) -> np.ndarray:
     )[:, 0]
 
 
-# --- GAE by hand (gamma = lambda = 0.5, so gamma * lambda = 0.25) -----------------------------
+# --- GAE by hand (gamma = lambda = 0.5, so gamma * lambda = 0.25) --------------------------------
 # Three steps with r = 1 and V(s_0..s_2) = 2, 3, 4; the value after the last step is 100.
 def test_gae_terminal_step_does_not_bootstrap() -> None:
     # delta_2 = 1 - 4 = -3 (the 100 is ignored); delta_1 = 1 + 0.5*4 - 3 = 0;
@@ -124,7 +129,26 @@ def test_linear_schedule_reaches_zero_at_the_decay_steps() -> None:
     assert schedule_fraction(PPOSettings.preset("fast"), 25_000) == 1.0
 
 
-# --- rollouts that run on across updates -----------------------------------------------------------
+def test_running_statistics_match_numpy_over_everything_seen() -> None:
+    data = np.random.default_rng(3).normal(2.0, 3.0, size=(50, 4))
+    statistics = RunningMeanStd((4,), count=0.0)
+    for batch in (data[:7], data[7:30], data[30:]):
+        statistics.update(batch)
+    np.testing.assert_allclose(statistics.mean, data.mean(axis=0))
+    np.testing.assert_allclose(statistics.var, data.var(axis=0))
+
+
+def test_folded_standardisation_takes_raw_observations() -> None:
+    model = networks.build_orthogonal_mlp(4, (8,), 2, "tanh", 1.0, 0, "m")
+    shift, scale = np.array([1.0, -2.0, 0.5, 0.0]), np.array([2.0, 0.5, 1.0, 4.0])
+    raw = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    folded = fold_standardisation(model, shift, scale)
+    np.testing.assert_allclose(
+        folded(raw).numpy(), model(((raw - shift) / scale).astype(np.float32)).numpy(), atol=1e-5
+    )
+
+
+# --- rollouts that run on across updates ---------------------------------------------------------
 def test_rollouts_mark_autoreset_steps_and_carry_episodes_over() -> None:
     envs = make_envs("CartPole-v1", 3)
     collector = RolloutCollector(envs)
@@ -165,7 +189,7 @@ def test_rollouts_refuse_same_step_autoreset() -> None:
         RolloutCollector(envs)
 
 
-# --- the script end to end -------------------------------------------------------------------------
+# --- the script end to end -----------------------------------------------------------------------
 def tiny(runs_dir: Path, agent: str, *extra: str) -> list[str]:
     return [
         "--agent",
@@ -281,17 +305,21 @@ def test_same_seed_same_progress_and_weights(tmp_path: Path) -> None:
     assert read_rows(other.run_dir) != read_rows(first.run_dir)
 
 
-@pytest.mark.parametrize("agent", list(TASKS))
-def test_resume_continues_exactly_mid_episode(agent: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("agent", "normalise"), [("cartpole", False), ("pendulum", False), ("pendulum", True)]
+)
+def test_resume_continues_exactly_mid_episode(agent: str, normalise: bool, tmp_path) -> None:
     """Episodes run on across updates; the resume state holds them (environment state
-    included), so a run stopped after 3 updates and resumed for 3 more matches an
-    uninterrupted run of 6, row for row and weight for weight."""
-    straight = train(settings_for(tmp_path / "straight", agent))
-    part = train(settings_for(tmp_path / "resumed", agent, max_env_steps=3 * 32))
+    included) and any running normalisation statistics, so a run stopped after 3 updates
+    and resumed for 3 more matches an uninterrupted run of 6, row for row and weight for
+    weight."""
+    extra = {"normalise_observations": normalise, "normalise_rewards": normalise}
+    straight = train(settings_for(tmp_path / "straight", agent, **extra))
+    part = train(settings_for(tmp_path / "resumed", agent, max_env_steps=3 * 32, **extra))
     assert part.updates == 3
     with np.load(part.run_dir / "resume_state.npz") as state:
         assert state["episodes/episode_lengths"].any()  # stopped with episodes in flight
-    resumed = train(settings_for(tmp_path / "resumed", agent), resume=part.run_dir)
+    resumed = train(settings_for(tmp_path / "resumed", agent, **extra), resume=part.run_dir)
     assert resumed.updates == 6 and resumed.env_steps == straight.env_steps
     assert read_rows(resumed.run_dir) == read_rows(straight.run_dir)
     for a, b in zip(

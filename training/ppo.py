@@ -64,6 +64,12 @@ class PPOSettings(TrainingSettings):
         presets.PPO_MAX_GRAD_NORM, "cap on the global norm of all gradients together"
     )
     normalise_advantages: bool = setting(True, "standardise advantages within each minibatch")
+    normalise_observations: bool = setting(
+        False, "standardise observations by their running mean and std (folded into the agent)"
+    )
+    normalise_rewards: bool = setting(
+        False, "divide rewards by the running std of the discounted return (as VecNormalize)"
+    )
     reward_scale: float = setting(
         1.0, "rewards are multiplied by this for the advantages and the critic's targets"
     )

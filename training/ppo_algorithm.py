@@ -25,12 +25,14 @@ from keras import ops
 from training import networks
 from training.distributions import distribution_for
 from training.loop import UpdateOutcome
-from training.returns import EPSILON, gae_advantages
+from training.returns import EPSILON, RunningMeanStd, gae_advantages
 from training.rollouts import Rollout, RolloutCollector, make_policy
 
 #: Adam's epsilon in PPO's reference implementations (OpenAI Baselines, Stable-Baselines3);
 #: Keras' default 1e-7 makes early steps on near-zero gradients larger.
 ADAM_EPSILON = 1e-5
+#: Normalised rewards are clipped to +/- this, as VecNormalize does.
+REWARD_CLIP = 10.0
 #: Prefix of the resume-state arrays that hold the episodes in flight.
 EPISODES = "episodes/"
 
@@ -207,6 +209,43 @@ class PPOLearner:
             variable.assign(arrays[f"optimizer_{i:03d}"])
 
 
+class Standardised:
+    """A NumPy forward pass that first standardises observations with frozen statistics
+    (``freeze`` them once per rollout, so a rollout is collected and learned from alike)."""
+
+    def __init__(self, forward: Any) -> None:
+        self.forward = forward
+        self.shift: np.ndarray | float = 0.0
+        self.scale: np.ndarray | float = 1.0
+
+    def freeze(self, statistics: RunningMeanStd | None) -> None:
+        if statistics is not None:
+            self.shift = statistics.mean.astype(np.float32)
+            self.scale = statistics.std().astype(np.float32)
+
+    def standardise(self, observations: np.ndarray) -> np.ndarray:
+        return ((observations - self.shift) / self.scale).astype(np.float32)
+
+    def refresh(self) -> None:
+        self.forward.refresh()
+
+    def __call__(self, observations: np.ndarray):
+        return self.forward(self.standardise(observations))
+
+
+def fold_standardisation(model: keras.Sequential, shift, scale) -> keras.Sequential:
+    """A copy of ``model`` that takes raw observations: the standardisation (x - shift) / scale
+    folded into its first Dense layer (W / scale row-wise, b - (shift / scale) W), so the saved
+    agent needs no extra layer and the evaluator's raw observations just work."""
+    folded = keras.models.clone_model(model)
+    weights = model.get_weights()
+    kernel, bias = weights[0], weights[1]
+    weights[0] = kernel / scale[:, None]
+    weights[1] = bias - (shift / scale) @ kernel
+    folded.set_weights(weights)
+    return folded
+
+
 @dataclass
 class Experience:
     """One update's rollout and the order its samples are visited in."""
@@ -223,8 +262,8 @@ class PPO:
         observation_size = envs.single_observation_space.shape[0]
         space = envs.single_action_space
         self.distribution = distribution_for(space)
-        continuous = isinstance(space, gym.spaces.Box)
-        outputs = space.shape[0] if continuous else int(space.n)
+        self.continuous = isinstance(space, gym.spaces.Box)
+        outputs = space.shape[0] if self.continuous else int(space.n)
         self.actor = networks.build_orthogonal_mlp(
             observation_size,
             settings.actor_hidden,
@@ -232,7 +271,7 @@ class PPO:
             settings.activation,
             networks.POLICY_OUTPUT_GAIN,
             settings.seed,
-            "policy_mean" if continuous else "policy_logits",
+            "policy_mean" if self.continuous else "policy_logits",
         )
         critic = networks.build_orthogonal_mlp(
             observation_size,
@@ -244,29 +283,46 @@ class PPO:
             "critic",
         )
         log_std = None
-        if continuous:
+        if self.continuous:
             log_std = keras.Variable(
                 np.full(outputs, settings.log_std_init, np.float32), name="log_std"
             )
-            self.forward = networks.StateIndependentGaussianForward(self.actor, log_std)
-            self.exported = self.actor
+            actor_forward = networks.StateIndependentGaussianForward(self.actor, log_std)
+            self._exported = self.actor
         else:
-            self.forward = networks.NumpyForward(self.actor)
-            self.exported = networks.export_categorical_policy(self.actor)
+            actor_forward = networks.NumpyForward(self.actor)
+            self._exported = networks.export_categorical_policy(self.actor)
+        self.forward = Standardised(actor_forward)
+        self.critic_forward = Standardised(networks.NumpyForward(critic))
         self.policy = make_policy(self.forward, space)
         self._greedy = make_policy(self.forward, space, greedy=True)
-        self.critic_forward = networks.NumpyForward(critic)
         self.learner = PPOLearner(settings, self.actor, critic, log_std, self.distribution)
         self.collector = RolloutCollector(envs)
+        # Running statistics (as Stable-Baselines3's VecNormalize keeps them), if asked for.
+        self.observation_statistics = (
+            RunningMeanStd((observation_size,)) if settings.normalise_observations else None
+        )
+        self.reward_statistics = RunningMeanStd() if settings.normalise_rewards else None
+        self.discounted_returns = np.zeros(envs.num_envs)  # per environment, for the latter
         self.env_steps = 0  # drives the linear schedule; part of the resume state
         # The episodes in flight as of the last update learned from, and as of the last
         # rollout collected: a run interrupted before learning resumes from the former.
         self._episodes_learned: dict[str, np.ndarray] = {}
         self._episodes_collected: dict[str, np.ndarray] = {}
 
+    @property
+    def exported(self) -> keras.Model:
+        """The model the agent saves: the policy, taking raw observations."""
+        if self.observation_statistics is None:
+            return self._exported
+        statistics = self.observation_statistics
+        folded = fold_standardisation(self.actor, statistics.mean, statistics.std())
+        return folded if self.continuous else networks.export_categorical_policy(folded)
+
     def greedy_policy(self):
         """The deterministic policy with the current weights, for the solve check."""
         self.forward.refresh()
+        self.forward.freeze(self.observation_statistics)
         return self._greedy
 
     def collect(self, rng: np.random.Generator, reset_seed: int) -> Experience:
@@ -276,20 +332,40 @@ class PPO:
         if not self.collector.started:
             self.collector.reset(reset_seed)
         self.forward.refresh()
+        self.forward.freeze(self.observation_statistics)
         rollout = self.collector.collect(self.policy, settings.rollout_steps, rng)
         self._episodes_collected = self.collector.state()
         order = minibatch_indices(rollout.env_steps, settings.minibatch_size, settings.epochs, rng)
         return Experience(rollout, order)
 
-    def advantages(self, rollout: Rollout) -> tuple[np.ndarray, np.ndarray]:
-        """GAE advantages and the critic's targets (advantage + value), both (T, N)."""
+    def scaled_rewards(self, rollout: Rollout) -> np.ndarray:
+        """The rewards the advantages see: times ``reward_scale``, and with
+        ``normalise_rewards`` first divided by the running std of the discounted return, step
+        by step as VecNormalize does (autoreset steps skipped)."""
         settings = self.settings
-        steps_plus_one, num_envs, size = rollout.observations.shape
+        rewards = rollout.rewards.astype(np.float64)
+        statistics = self.reward_statistics
+        if statistics is not None:
+            returns = self.discounted_returns
+            for t, (valid, ended) in enumerate(zip(rollout.valid, rollout.ended, strict=True)):
+                returns[valid] = returns[valid] * settings.gamma + rewards[t, valid]
+                statistics.update(returns[valid])
+                rewards[t] = np.clip(rewards[t] / statistics.std(), -REWARD_CLIP, REWARD_CLIP)
+                returns[ended] = 0.0
+        return rewards * settings.reward_scale
+
+    def advantages(
+        self, rollout: Rollout, observations: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """GAE advantages and the critic's targets (advantage + value), both (T, N), from the
+        rollout's standardised observations (T + 1, N, obs)."""
+        settings = self.settings
+        steps_plus_one, num_envs, size = observations.shape
         self.critic_forward.refresh()
-        values = self.critic_forward(rollout.observations.reshape(-1, size))
+        values = self.critic_forward.forward(observations.reshape(-1, size))
         values = values.reshape(steps_plus_one, num_envs).astype(np.float64)
         advantages = gae_advantages(
-            rollout.rewards * settings.reward_scale,
+            self.scaled_rewards(rollout),
             values[:-1],
             values[1:],
             rollout.terminated,
@@ -303,12 +379,13 @@ class PPO:
         settings = self.settings
         rollout = experience.rollout
         self._episodes_learned = self._episodes_collected
-        advantages, returns = self.advantages(rollout)
+        observations = self.forward.standardise(rollout.observations)  # as collected
+        advantages, returns = self.advantages(rollout, observations)
         samples = rollout.env_steps
         self.env_steps += samples
         fraction = schedule_fraction(settings, self.env_steps)
         losses = self.learner.update(
-            rollout.observations[:-1].reshape(samples, -1),
+            observations[:-1].reshape(samples, -1),
             rollout.actions.reshape(samples, *rollout.actions.shape[2:]),
             advantages.reshape(-1),
             returns.reshape(-1),
@@ -317,6 +394,9 @@ class PPO:
             settings.learning_rate * fraction,
             settings.clip_range * fraction,
         )
+        if self.observation_statistics is not None:
+            # What the steps returned: the next rollouts standardise with these too.
+            self.observation_statistics.update(rollout.observations[1:].reshape(samples, -1))
         return UpdateOutcome(
             scores=rollout.scores,
             lengths=rollout.lengths,
@@ -326,14 +406,29 @@ class PPO:
         )
 
     def state(self) -> dict[str, np.ndarray]:
-        """Weights, optimiser, schedule and the episodes in flight after the last update, so
-        that a resumed run continues exactly as an uninterrupted one."""
-        episodes = {f"{EPISODES}{k}": v for k, v in self._episodes_learned.items()}
-        return {**self.learner.state(), "env_steps": np.asarray(self.env_steps), **episodes}
+        """Weights, optimiser, schedule, normalisation statistics and the episodes in flight
+        after the last update, so that a resumed run continues exactly as an uninterrupted
+        one would."""
+        arrays = {
+            **self.learner.state(),
+            "env_steps": np.asarray(self.env_steps),
+            "discounted_returns": self.discounted_returns.copy(),
+            **{f"{EPISODES}{k}": v for k, v in self._episodes_learned.items()},
+        }
+        if self.observation_statistics is not None:
+            arrays.update(self.observation_statistics.state("observation_statistics/"))
+        if self.reward_statistics is not None:
+            arrays.update(self.reward_statistics.state("reward_statistics/"))
+        return arrays
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.learner.load_state(arrays)
         self.env_steps = int(arrays["env_steps"])
+        self.discounted_returns = np.array(arrays["discounted_returns"])
+        if self.observation_statistics is not None:
+            self.observation_statistics.load_state(arrays, "observation_statistics/")
+        if self.reward_statistics is not None:
+            self.reward_statistics.load_state(arrays, "reward_statistics/")
         episodes = {k[len(EPISODES) :]: v for k, v in arrays.items() if k.startswith(EPISODES)}
         if episodes:  # else no update had finished: the first collect resets as usual
             self.collector.load_state(episodes)

@@ -130,6 +130,9 @@ PPO_ZOO: dict[str, Any] = {
     "entropy_coef": {"cartpole": 0.0, "pendulum": 1.37976e-07},
     "value_coef": {"cartpole": 0.5, "pendulum": 0.19816},
     "max_grad_norm": {"cartpole": 0.5, "pendulum": 0.3},
+    # The pendulum's "normalize: true": VecNormalize's observation and reward statistics.
+    "normalise_observations": {"cartpole": False, "pendulum": True},
+    "normalise_rewards": {"cartpole": False, "pendulum": True},
     "gate_episodes": 5,
     "eval_gate": {name: task.solve_score for name, task in TASKS.items()},
 }

@@ -79,3 +79,42 @@ def gae_advantages(
         running = deltas[t] + continues[t] * running
         advantages[t] = running
     return advantages
+
+
+class RunningMeanStd:
+    """Mean and variance of everything seen so far, updated batch by batch (Chan et al.'s
+    parallel algorithm), as Stable-Baselines3's ``VecNormalize`` keeps them: it starts at mean
+    0, variance 1 with a tiny count, so the first batch all but replaces it."""
+
+    def __init__(self, shape: tuple[int, ...] = (), count: float = 1e-4) -> None:
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.var = np.ones(shape, dtype=np.float64)
+        self.count = count
+
+    def update(self, batch: np.ndarray) -> None:
+        """Fold in a batch of samples (n, *shape)."""
+        batch = np.asarray(batch, dtype=np.float64)
+        if len(batch) == 0:
+            return
+        batch_mean, batch_var, batch_count = batch.mean(axis=0), batch.var(axis=0), len(batch)
+        total = self.count + batch_count
+        delta = batch_mean - self.mean
+        self.mean = self.mean + delta * batch_count / total
+        squares = self.var * self.count + batch_var * batch_count
+        self.var = (squares + np.square(delta) * self.count * batch_count / total) / total
+        self.count = total
+
+    def std(self, epsilon: float = EPSILON) -> np.ndarray:
+        return np.sqrt(self.var + epsilon)
+
+    def state(self, prefix: str) -> dict[str, np.ndarray]:
+        return {
+            f"{prefix}mean": self.mean.copy(),
+            f"{prefix}var": self.var.copy(),
+            f"{prefix}count": np.asarray(self.count),
+        }
+
+    def load_state(self, arrays: dict[str, np.ndarray], prefix: str) -> None:
+        self.mean = np.array(arrays[f"{prefix}mean"])
+        self.var = np.array(arrays[f"{prefix}var"])
+        self.count = float(arrays[f"{prefix}count"])
