@@ -104,14 +104,16 @@ PPO_FAST: dict[str, Any] = {
     "num_envs": {"cartpole": 8, "pendulum": 2},
     "rollout_steps": {"cartpole": 32, "pendulum": 64},
     "epochs": 10,
-    "minibatch_size": {"cartpole": 256, "pendulum": 128},
+    "minibatch_size": {"cartpole": 64, "pendulum": 128},
     "gamma": {"cartpole": 0.98, "pendulum": 0.99},
     "gae_lambda": {"cartpole": 0.8, "pendulum": 0.95},
     "learning_rate": {"cartpole": 1e-3, "pendulum": 3e-3},
     "reward_scale": {"cartpole": 1.0, "pendulum": 0.1},
-    # Evaluate once the last few training episodes (sampled actions) score at the bar.
+    # When to try the greedy check. CartPole's is cheap (a native vector env), so it is tried
+    # early: the greedy policy often solves while sampled episodes still fail. The pendulum's
+    # costs up to a second, so it waits for sampled episodes at the bar.
     "gate_episodes": {"cartpole": 5, "pendulum": 2},
-    "eval_gate": {name: task.solve_score for name, task in TASKS.items()},
+    "eval_gate": {"cartpole": 100.0, "pendulum": TASKS["pendulum"].solve_score},
 }
 PPO_ZOO: dict[str, Any] = {
     **PPO_SHARED,
