@@ -21,7 +21,17 @@ from training.tasks import AGENT_NAMES, TASKS
 
 STANDARDISE_CHOICES = ("none", "episode", "batch")
 REDUCTION_CHOICES = ("sum", "mean")
-STOP_CHOICES = ("running_reward", "solved")
+STOP_CHOICES = ("running_reward", "solved", "none")
+#: course: ``{index}.keras`` with the zero-based index of the last episode (199, 399, ...), the
+#: names the course's evaluation loads; episode: ``episode_000200.keras``, episodes trained.
+CHECKPOINT_NAME_CHOICES = ("course", "episode")
+#: What ``--preset`` says in --help; the three fixes are the course's flaws, not repeated.
+PRESET_HELP = (
+    "course: the course's settings, exactly but for three fixes of its flaws (the pendulum's "
+    "actions clip to its bounds [-3, 3], not [-2, 2]; its mean is 3 tanh(.), as the course's "
+    "comments say; the model saved at an early stop is always the actor); fast: the settings "
+    "that train fastest [default: course]"
+)
 
 
 def setting(
@@ -45,6 +55,16 @@ class TrainingSettings:
     gamma: float = setting(presets.GAMMA, "discount factor of the returns G_t")
     actor_hidden: tuple[int, ...] = setting(presets.HIDDEN, "hidden layer sizes of the policy")
     critic_hidden: tuple[int, ...] = setting(presets.HIDDEN, "hidden layer sizes of the critic")
+    layer_seed_step: int = setting(
+        presets.LAYER_SEED_STEP,
+        "layer i's initialiser seed is seed + i * this (0: every layer gets the seed, as the "
+        "course, so the pendulum's two heads start identical)",
+    )
+    critic_seed_offset: int = setting(
+        presets.CRITIC_SEED_OFFSET,
+        "added to the seed for the critic's initialisers (0: as the course, whose critic's "
+        "hidden layer starts as the actor's)",
+    )
     actor_learning_rate: float = setting(
         presets.LEARNING_RATE, "Adam learning rate, policy"
     )
@@ -59,6 +79,11 @@ class TrainingSettings:
         "episodes cut by the time limit (needs --baseline)",
     )
     critic_steps: int = setting(1, "critic gradient steps per update, before the actor step")
+    learn_clipped_actions: bool = setting(
+        True,
+        "continuous actions: score the log-probability of the action clipped to the bounds, "
+        "as the course (off: of the unclipped sample, the unbiased estimator)",
+    )
     standardise: str = setting(
         "none",
         "standardise the actor's weights within each episode, over the whole batch, or not",
@@ -71,13 +96,19 @@ class TrainingSettings:
     entropy_coef: float = setting(0.0, "entropy bonus coefficient (0: none, as the course)")
     stop: str = setting(
         "running_reward",
-        "stop rule: running reward above the target, or solved by a greedy evaluation",
+        "stop rule: running reward above the target, solved by a greedy evaluation, or none "
+        "(only the budgets below)",
         STOP_CHOICES,
     )
     target_running_reward: float = setting(
         presets.TARGET_RUNNING_REWARD, "stop when the running reward exceeds this"
     )
     running_window: int = setting(presets.RUNNING_WINDOW, "episodes in the running reward mean")
+    running_reward_from_zeros: bool = setting(
+        True,
+        "the running reward is the mean of a zero-filled window (the course's ring buffer: "
+        "score / 30 after one episode); off: of the episodes seen so far",
+    )
     solve_threshold: float = setting(
         TASKS["cartpole"].solve_score, "greedy evaluation mean that counts as solved"
     )
@@ -90,6 +121,13 @@ class TrainingSettings:
     max_seconds: float = setting(0.0, "stop after this much training time (0: no limit)")
     max_env_steps: int = setting(0, "stop after this many environment steps (0: no limit)")
     checkpoint_every: int = setting(presets.CHECKPOINT_EVERY, "episodes between checkpoints")
+    checkpoint_names: str = setting(
+        "course",
+        "checkpoint names: course = index of the last episode from 0 (199.keras, 399.keras, "
+        "...: what the course's evaluation loads); episode = episodes trained "
+        "(episode_000200.keras)",
+        CHECKPOINT_NAME_CHOICES,
+    )
     runs_dir: str = setting("runs", "folder that receives the run folders")
     threads: int = setting(1, "TensorFlow intra/inter-op threads (0: TensorFlow decides)")
     progress_bar: bool = setting(True, "show a tqdm progress bar")
@@ -113,6 +151,11 @@ class TrainingSettings:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.bootstrap_truncated and not self.baseline:
+            raise ValueError(
+                "--bootstrap-truncated needs a critic to bootstrap with: add --baseline "
+                "or drop --bootstrap-truncated"
+            )
 
     def make_algorithm(self, envs: Any) -> Any:
         """The algorithm the training loop drives (see ``training.loop.Algorithm``); a script
@@ -197,8 +240,7 @@ def parse_command(
         "--preset",
         choices=tuple(cls.PRESETS),
         default="course",
-        help="course: the course's settings; fast: the settings that train fastest "
-        "[default: course]",
+        help=PRESET_HELP,
     )
     parser.add_argument(
         "--resume",
@@ -215,9 +257,12 @@ def parse_command(
     namespace = vars(parser.parse_args(argv))
     preset, resume = namespace.pop("preset"), namespace.pop("resume")
     namespace = {k: tuple(v) if isinstance(v, list) else v for k, v in namespace.items()}
-    if resume is not None:
-        stored = json.loads((resume / "settings.json").read_text())
-        if stored.get("script") != cls.SCRIPT:
-            parser.error(f"{resume} is a run of {stored.get('script')}, not {cls.SCRIPT}")
-        return Command(cls.from_json({**stored, **namespace}), resume)
-    return Command(cls.preset(preset, **namespace), None)
+    try:
+        if resume is not None:
+            stored = json.loads((resume / "settings.json").read_text())
+            if stored.get("script") != cls.SCRIPT:
+                parser.error(f"{resume} is a run of {stored.get('script')}, not {cls.SCRIPT}")
+            return Command(cls.from_json({**stored, **namespace}), resume)
+        return Command(cls.preset(preset, **namespace), None)
+    except ValueError as error:  # settings that contradict each other: a usage error
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
