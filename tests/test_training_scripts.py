@@ -155,6 +155,16 @@ def test_flags_override_the_preset() -> None:
     assert command.settings.stop == "solved"  # the rest of the fast preset stays
 
 
+def test_bootstrap_truncated_without_a_critic_is_a_usage_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        reinforce.main(["--bootstrap-truncated"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--bootstrap-truncated" in line and "--baseline" in line
+    flags = ["--bootstrap-truncated", "--baseline"]
+    assert parse_command(reinforce.ReinforceSettings, flags).settings.bootstrap_truncated
+
+
 def settings_for(tmp_path: Path, **overrides):
     values = {
         "max_episodes": 6,
