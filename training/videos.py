@@ -1,6 +1,7 @@
 """Videos of agents on a machine without a screen: one per agent, and early-vs-later side by side.
 
     python -m training.videos --agent pendulum --early weights/early/pendulum --out videos/
+    python -m training.videos --run runs/gaussian_actor_critic-seed42-<time>   # 199 vs 999
     python -m training.videos --agent cartpole --early weights/early/cartpole \
         --gif docs/cartpole.gif --strip docs/cartpole_strip.png
 
@@ -13,6 +14,7 @@ side MP4, a small GIF and a strip of frames for the README are made from the rep
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import subprocess
@@ -28,6 +30,7 @@ from PIL import Image, ImageDraw
 
 from agents import AGENT_CLASSES
 from agents.evaluation import EvaluationResult, evaluate
+from training.runs import early_and_later
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VIDEO_FPS = 50
@@ -141,7 +144,13 @@ def write_strip(frames: np.ndarray, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--agent", required=True, choices=sorted(AGENT_CLASSES), help="task")
+    parser.add_argument("--agent", choices=sorted(AGENT_CLASSES), help="task (default: the run's)")
+    parser.add_argument(
+        "--run",
+        type=Path,
+        help="a training run folder: its first checkpoint (early) against its last (later), "
+        "checkpoints 199 and 999 for a course run",
+    )
     parser.add_argument("--later", type=Path, help="weights prefix (default weights/<agent>)")
     parser.add_argument("--early", type=Path, help="an earlier checkpoint to show beside it")
     parser.add_argument("--seed", type=int, default=0, help="the episode's reset seed")
@@ -150,6 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gif", type=Path, help="also write a small side-by-side GIF here")
     parser.add_argument("--strip", type=Path, help="also write a PNG strip of the later agent")
     args = parser.parse_args(argv)
+    if args.run is not None:
+        try:
+            args.early, args.later = early_and_later(args.run)
+            args.agent = args.agent or json.loads((args.run / "settings.json").read_text())["agent"]
+        except (OSError, ValueError, KeyError) as error:
+            parser.error(f"--run: {error}")
+    if args.agent is None:
+        parser.error("--agent is required (or --run RUN_DIR)")
     later = args.later or REPO_ROOT / "weights" / args.agent
     clips = []
     for name, prefix in (("early", args.early), ("later", later)):
