@@ -28,9 +28,9 @@ CHECKPOINT_NAME_CHOICES = ("course", "episode")
 #: What ``--preset`` says in --help; the three fixes are the course's flaws, not repeated.
 PRESET_HELP = (
     "course: the course's settings, exactly but for three fixes of its flaws (the pendulum's "
-    "actions clip to its bounds [-3, 3], not [-2, 2]; its mean is 3 tanh(.), as the course's "
-    "comments say; the model saved at an early stop is always the actor); fast: the settings "
-    "that train fastest [default: course]"
+    "actions clip to its bounds [-3, 3], not [-2, 2]; its mean is 3 tanh(.), where the course's "
+    "comments and code disagree on the scale; the model saved at an early stop is always the "
+    "actor); fast: the settings that train fastest [default: course]"
 )
 
 
