@@ -34,6 +34,7 @@ from training.loop import (
     RunState,
     SolveCheck,
     Terminated,
+    TrainingError,
     deferred_interrupt,
     terminate_as_interrupt,
     train,
@@ -316,8 +317,11 @@ def test_a_damaged_resume_state_is_one_line(finished_run, tmp_path, capsys) -> N
     status, out, err = run_main(reinforce, ["--resume", str(damaged)], capsys)
     assert status == EXIT_FAILED and out == ""
     line = one_line(err)
-    assert line.startswith(f"reinforce: error: {damaged}: its resume state cannot be read (")
-    assert line.endswith("start a new run")
+    state = damaged / "resume_state.npz"
+    assert line.startswith(f"reinforce: error: {state}: damaged or incomplete (")
+    assert line.endswith("restore it from a backup or start a new run")
+    with pytest.raises(TrainingError):  # --debug: the traceback instead
+        reinforce.main(["--resume", str(damaged), "--debug"])
 
 
 # --- divergence ----------------------------------------------------------------------------

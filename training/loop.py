@@ -418,8 +418,10 @@ class Trainer:
                 self.algorithm.load_state(arrays)
                 self.state.restore(counters)
             except (OSError, ValueError, KeyError) as error:  # BadZipFile is a ValueError
+                reason = describe_error(error).split(". ")[0]
                 raise TrainingError(
-                    f"{self.run.path}: its resume state cannot be read ({error}); start a new run"
+                    f"{self.run.state_path}: damaged or incomplete ({reason}); restore it from a "
+                    "backup or start a new run"
                 ) from error
             self.run.write_json("settings.json", settings.to_json())
         self.run.open_progress(self.state.episodes)

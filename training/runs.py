@@ -135,6 +135,10 @@ class RunFolder:
     def final_prefix(self) -> Path:
         return self.path / "final"
 
+    @property
+    def state_path(self) -> Path:
+        return self.path / STATE_FILE
+
     def save_state(self, arrays: dict[str, np.ndarray], counters: dict[str, float]) -> None:
         payload = {**arrays, **{COUNTER_PREFIX + k: np.asarray(v) for k, v in counters.items()}}
         temporary = self.path / f".{STATE_FILE}.tmp.npz"
