@@ -339,12 +339,9 @@ def settings_for(tmp_path: Path, **overrides):
     )
 
 
-@pytest.mark.parametrize("broken", ["loss", "weights"])
-def test_a_non_finite_update_stops_the_run_and_keeps_the_last_finite_checkpoint(
-    broken, tmp_path, monkeypatch
-) -> None:
-    """Update 3 goes wrong: a NaN loss, or finite losses but a NaN weight (what a non-finite
-    gradient leaves behind). The run stops there; the checkpoint of update 2 is the last."""
+def break_update_three(monkeypatch, broken: str) -> dict[str, int]:
+    """Make the third update go wrong: a NaN loss, an infinite gradient norm (as the learner
+    reports a non-finite gradient), or NaN weights behind finite figures."""
     from training.algorithm import EpisodicPolicyGradient
 
     real_learn = EpisodicPolicyGradient.learn
@@ -356,18 +353,36 @@ def test_a_non_finite_update_stops_the_run_and_keeps_the_last_finite_checkpoint(
         if calls["n"] == 3:
             if broken == "loss":
                 outcome.losses["actor_loss"] = math.nan
+            elif broken == "gradient":
+                outcome.losses["actor_gradient_norm"] = math.inf
             else:
                 variable = self.actor.trainable_variables[0]
                 variable.assign(np.full(variable.shape, np.nan, dtype=np.float32))
         return outcome
 
     monkeypatch.setattr(EpisodicPolicyGradient, "learn", learn)
+    return calls
+
+
+@pytest.mark.parametrize("broken", ["loss", "gradient", "weights"])
+def test_a_non_finite_update_stops_the_run_and_keeps_the_last_finite_checkpoint(
+    broken, tmp_path, monkeypatch
+) -> None:
+    """A non-finite loss or gradient stops the run at update 3; NaN weights behind finite
+    figures are caught before they are saved (update 3 is due a checkpoint). Either way the
+    checkpoint of update 2 (episode 4) is the last, and the resume state matches it."""
+    calls = break_update_three(monkeypatch, broken)
     result = train(settings_for(tmp_path))
     assert calls["n"] == 3 and result.stop_reason == "diverged" and not result.saved_final
-    assert result.episodes == 4 and result.updates == 2
+    logged = 6 if broken == "weights" else 4  # the figures of update 3 looked fine
+    assert result.episodes == logged
     run = result.run_dir
-    assert "diverged at update 3 (after episode 4): " in result.divergence
-    problem = "actor_loss is nan" if broken == "loss" else "actor/weight_000 not finite"
+    assert f"diverged at update 3 (after episode {logged}): " in result.divergence
+    problem = {
+        "loss": "actor_loss is nan",
+        "gradient": "actor_gradient_norm is inf",
+        "weights": "actor/weight_000 not finite",
+    }[broken]
     assert problem in result.divergence
     assert f"kept the last finite checkpoint {run / 'checkpoints' / 'episode_000004'}" in (
         result.divergence
@@ -389,6 +404,30 @@ def test_a_non_finite_update_stops_the_run_and_keeps_the_last_finite_checkpoint(
     assert all(np.isfinite(w).all() for w in weights.get_weights())
     summary = json.loads((run / "summary.json").read_text())
     assert summary["stop_reason"] == "diverged" and summary["divergence"] == result.divergence
+
+
+def test_the_update_reports_its_gradient_norms() -> None:
+    """The figures the loop checks include the gradients' global norms (a non-finite gradient
+    can leave the loss finite): here the critic's, against a gradient taken by hand."""
+    import tensorflow as tf
+
+    from training import networks
+    from training.algorithm import Learner, huber
+    from training.distributions import Categorical
+    from training.settings import TrainingSettings
+
+    actor = networks.build_categorical_policy(4, (8,), 2, seed=0)
+    critic = networks.build_critic(4, (8,), seed=1)
+    observations = np.random.default_rng(2).normal(size=(1, 5, 4)).astype(np.float32)
+    returns = np.array([[4.9, 3.9, 2.97, 1.99, 1.0]], dtype=np.float32)
+    mask = np.ones((1, 5), dtype=np.float32)
+    with tf.GradientTape() as tape:
+        loss = huber(tf.constant(returns[0]), critic(observations[0])[:, 0], tf.ones(5))
+    expected = float(tf.linalg.global_norm(tape.gradient(loss, critic.trainable_variables)))
+    learner = Learner(TrainingSettings(baseline=True), actor, critic, Categorical)
+    figures = learner.update(observations, np.zeros((1, 5), np.int32), returns, mask, mask)
+    np.testing.assert_allclose(figures["critic_gradient_norm"], expected, rtol=1e-5)
+    assert 0 < figures["actor_gradient_norm"] < math.inf
 
 
 def test_a_huge_learning_rate_exits_3_with_one_line(tmp_path, capsys) -> None:

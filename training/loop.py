@@ -206,16 +206,20 @@ def deferred_interrupt(reraise: bool = True):
         raise Terminated if received[0] == signal.SIGTERM else KeyboardInterrupt
 
 
-def non_finite(losses: dict[str, float], arrays: dict[str, np.ndarray]) -> str | None:
-    """What is no longer finite after an update (losses first, then weights and optimiser
-    state, where a non-finite gradient ends up), or None."""
+def non_finite_figures(losses: dict[str, float]) -> str | None:
+    """Which of an update's figures (losses, gradient norms) are NaN or infinite, or None.
+    Checked after every update: it costs nothing."""
     bad = [name for name, value in losses.items() if not math.isfinite(value)]
-    if bad:
-        return ", ".join(f"{name} is {losses[name]}" for name in bad)
+    return ", ".join(f"{name} is {losses[name]}" for name in bad) or None
+
+
+def non_finite_arrays(arrays: dict[str, np.ndarray]) -> str | None:
+    """Which weights or optimiser slots are not finite, or None. Checked before anything is
+    saved (reading every array costs a few milliseconds, too much for every update)."""
     bad = [name for name, array in arrays.items() if not np.isfinite(array).all()]
-    if bad:
-        return f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} not finite (a gradient was)"
-    return None
+    if not bad:
+        return None
+    return f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} not finite"
 
 
 def policy_outputs_finite(model: Any) -> bool:
@@ -450,10 +454,19 @@ class Trainer:
                 "the policy's outputs overflow on ordinary observations", self.state.updates
             ) from error
 
+    def finite_state(self) -> dict[str, np.ndarray]:
+        """The algorithm's arrays for the resume state; DivergenceError if any is not finite
+        (so diverged weights are never saved)."""
+        arrays = self.algorithm.state()
+        if problem := non_finite_arrays(arrays):
+            raise DivergenceError(problem, self.state.updates)
+        return arrays
+
     def save_checkpoint(self) -> None:
+        arrays = self.finite_state()
         self.agent().save(self.run.checkpoint_prefix(self.state.episodes))
         self.state.last_checkpoint = self.state.episodes
-        self.run.save_state(self.algorithm.state(), self.state.counters())
+        self.run.save_state(arrays, self.state.counters())
 
     def train(self) -> TrainingResult:
         from tqdm import tqdm
@@ -521,7 +534,7 @@ class Trainer:
             experience = self.algorithm.collect(rng, reset_seed)
         with deferred_interrupt():
             outcome = self.algorithm.learn(experience)
-            if problem := non_finite(outcome.losses, self.algorithm.state()):
+            if problem := non_finite_figures(outcome.losses):
                 raise DivergenceError(problem, state.updates + 1)
             self.run.append_progress(state.record(outcome))
             every = settings.checkpoint_every
@@ -572,7 +585,7 @@ class Trainer:
         if state.last_checkpoint != state.episodes or not checkpoint.exists():
             self.save_checkpoint()
         else:
-            self.run.save_state(self.algorithm.state(), state.counters())
+            self.run.save_state(self.finite_state(), state.counters())
         if stop_reason not in UNFINISHED:
             self.agent().save(self.run.final_prefix)
 
