@@ -3,7 +3,6 @@ Ctrl-C and SIGTERM, output folders, quiet start-up and file modes."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -18,15 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_training_scripts import SCRIPTS, SETTINGS, only_run, read_rows, settings_for, tiny
 
 from agents import AGENT_CLASSES
-from training import (
-    gaussian_actor_critic,
-    reinforce,
-    reinforce_baseline,
-    reinforce_baseline_lr,
-    reinforce_normalised,
-)
+from training import reinforce, reinforce_baseline
 from training.loop import (
     EXIT_DIVERGED,
     EXIT_FAILED,
@@ -42,39 +36,9 @@ from training.loop import (
 from training.settings import SettingError, field_metadata, parse_command
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = [
-    reinforce,
-    reinforce_baseline,
-    reinforce_baseline_lr,
-    reinforce_normalised,
-    gaussian_actor_critic,
-]
-SETTINGS_CLASSES = [
-    reinforce.ReinforceSettings,
-    reinforce_baseline.ReinforceBaselineSettings,
-    reinforce_baseline_lr.ReinforceBaselineLrSettings,
-    reinforce_normalised.ReinforceNormalisedSettings,
-    gaussian_actor_critic.GaussianActorCriticSettings,
-]
+SETTINGS_CLASSES = list(SETTINGS.values())
 #: Numbers that may take any finite value (a score to reach); every other number has bounds.
 UNBOUNDED = {"target_running_reward", "solve_threshold", "eval_gate"}
-
-
-def tiny(runs_dir: Path, *extra: str) -> list[str]:
-    return [
-        "--max-episodes",
-        "4",
-        "--num-envs",
-        "2",
-        "--episodes-per-update",
-        "2",
-        "--checkpoint-every",
-        "2",
-        "--runs-dir",
-        str(runs_dir),
-        "--no-progress-bar",
-        *extra,
-    ]
 
 
 def run_main(script, argv: list[str], capsys) -> tuple[int, str, str]:
@@ -85,16 +49,6 @@ def run_main(script, argv: list[str], capsys) -> tuple[int, str, str]:
         status = exit_info.code
     captured = capsys.readouterr()
     return status, captured.out, captured.err
-
-
-def only_run(runs_dir: Path) -> Path:
-    (run,) = list(runs_dir.iterdir())
-    return run
-
-
-def read_rows(run: Path) -> list[dict[str, str]]:
-    with (run / "progress.csv").open(newline="") as stream:
-        return list(csv.DictReader(stream))
 
 
 def one_line(text: str) -> str:
@@ -325,18 +279,6 @@ def test_a_damaged_resume_state_is_one_line(finished_run, tmp_path, capsys) -> N
 
 
 # --- divergence ----------------------------------------------------------------------------
-def settings_for(tmp_path: Path, **overrides):
-    values = {
-        "max_episodes": 10,
-        "num_envs": 2,
-        "episodes_per_update": 2,
-        "checkpoint_every": 2,
-        "runs_dir": str(tmp_path),
-        "progress_bar": False,
-    }
-    return reinforce_normalised.ReinforceNormalisedSettings.preset(
-        "fast", **{**values, **overrides}
-    )
 
 
 def break_update_three(monkeypatch, broken: str) -> dict[str, int]:
@@ -372,7 +314,7 @@ def test_a_non_finite_update_stops_the_run_and_keeps_the_last_finite_checkpoint(
     figures are caught before they are saved (update 3 is due a checkpoint). Either way the
     checkpoint of update 2 (episode 4) is the last, and the resume state matches it."""
     calls = break_update_three(monkeypatch, broken)
-    result = train(settings_for(tmp_path))
+    result = train(settings_for(tmp_path, max_episodes=10))
     assert calls["n"] == 3 and result.stop_reason == "diverged" and not result.saved_final
     logged = 6 if broken == "weights" else 4  # the figures of update 3 looked fine
     assert result.episodes == logged
