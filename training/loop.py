@@ -571,7 +571,7 @@ class Trainer:
         suspects = ", ".join(
             as_flag(name, getattr(settings, name))
             for name in settings.DIVERGENCE_SUSPECTS
-            if not settings.unmet(field_metadata(name, type(settings))["needs"])
+            if not settings.unmet(field_metadata(name, type(settings)).get("needs"))
         )
         return (
             f"diverged at update {error.update} (after episode {state.episodes}): "

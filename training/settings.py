@@ -235,7 +235,7 @@ class TrainingSettings:
             if problem is not None:
                 raise SettingError(f.name, problem)
         for f in dataclasses.fields(self):
-            needs = field_metadata(f.name, type(self))["needs"]
+            needs = field_metadata(f.name, type(self)).get("needs")
             if getattr(self, f.name) is True and (missing := self.unmet(needs)):
                 raise SettingError(f.name, f"needs {missing}")
         task = TASKS[self.agent]
@@ -426,7 +426,7 @@ def parse_command(
         except SettingError as error:
             parser.error(error.for_command_line())
         for name in given:
-            if missing := settings.unmet(field_metadata(name, cls)["needs"]):
+            if missing := settings.unmet(field_metadata(name, cls).get("needs")):
                 parser.error(
                     f"{flag_of(name)} has no effect without {missing}: add {missing} "
                     f"or drop {flag_of(name)}"
@@ -436,7 +436,7 @@ def parse_command(
         parser.error("--preset cannot be combined with --resume: a run keeps its settings")
     stored = _stored_settings(parser, cls, resume)
     changed = {name: value for name, value in given.items() if value != getattr(stored, name)}
-    if locked := [name for name in changed if not field_metadata(name, cls)["resumable"]]:
+    if locked := [name for name in changed if not field_metadata(name, cls).get("resumable")]:
         differences = ", ".join(
             f"{as_flag(name, changed[name])} (the run has {as_flag(name, getattr(stored, name))})"
             for name in locked
@@ -444,7 +444,7 @@ def parse_command(
         budgets = ", ".join(
             flag_of(f.name)
             for f in dataclasses.fields(cls)
-            if field_metadata(f.name, cls)["resumable"]
+            if field_metadata(f.name, cls).get("resumable")
         )
         parser.error(
             f"--resume keeps the run's settings, refused: {differences}; drop "
