@@ -49,7 +49,7 @@ FIXES = {
     "act": "act(observation, info) must return an action env.step accepts for every observation",
     "actions": "CartPole: return an int; the pendulum: a float32 ndarray of shape (1,) in [-3, 3]",
     "deterministic": "evaluation must be greedy: no sampling in act()",
-    "latency": "check agent.fast_path_problem (is act() calling Keras?) or raise --max-p99-us",
+    "latency": "act() must stay cheap (no Keras call per step) or raise --max-p99-us",
     "score": "train longer or choose a better checkpoint (--weights); --min-score sets the bar",
     "probe": "read the traceback above; the agent crashed in a fresh Python",
     "bundle": "the zip differs from what was validated (disk or tampering): build it again",
@@ -87,8 +87,7 @@ def static_check(kind: str, prefix: Path) -> str:
         agent = agent_class.load(prefix)
     except AgentFileError as error:
         raise CheckFailedError("weights", str(error)) from error
-    speed = "fast NumPy path" if agent.uses_fast_path else f"SLOW: {agent.fast_path_problem}"
-    return f"{prefix}.keras + .config load safely as {agent_class.__name__} ({speed})"
+    return f"{prefix}.keras + .config load safely as {agent_class.__name__}"
 
 
 def probe_or_fail(

@@ -3,8 +3,9 @@
 Both files are untrusted input at load. The config format is the evaluator's: a pickle of a
 plain dict, and a pickle can name any callable to run on load. Plain data (dict, list, tuple,
 str, bytes, int, float, bool, None) never needs `find_class`, so the reader below refuses every
-global lookup: a crafted file fails before anything runs. The model loads in Keras safe mode.
-Writes go to temporary files that are renamed into place, so a failed save keeps the old pair.
+global lookup: a crafted file fails before anything runs. The model is read without Keras
+(`agents.keras_file`). Writes go to temporary files that are renamed into place, so a failed
+save keeps the old pair.
 """
 
 from __future__ import annotations
@@ -15,20 +16,15 @@ import io
 import os
 import pickle
 import tempfile
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import keras
 
 #: A config is a few hundred bytes; refusing large files bounds memory on hostile input.
 MAX_CONFIG_BYTES = 1 << 20
 #: Protocol 4 pickles bytes, tuples and dicts without any global lookup.
 PICKLE_PROTOCOL = 4
 PLAIN_SCALARS = (str, bytes, int, float, bool, type(None))
-#: Our models are a few hundred KiB; the cap keeps a hostile archive from exhausting memory.
-MAX_MODEL_BYTES = 64 << 20
 MODEL_SUFFIX = ".keras"
 CONFIG_SUFFIX = ".config"
 
@@ -104,15 +100,24 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
+def agent_prefix(path: str | os.PathLike[str]) -> Path:
+    """The prefix an agent's files share: `path` without a trailing `.keras` or `.config`."""
+    prefix = Path(path)
+    return prefix.with_suffix("") if prefix.suffix in (MODEL_SUFFIX, CONFIG_SUFFIX) else prefix
+
+
 def agent_paths(prefix: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Return the `.keras` and `.config` paths of an agent prefix (a trailing suffix is ignored)."""
-    prefix = Path(prefix)
-    if prefix.suffix in (MODEL_SUFFIX, CONFIG_SUFFIX):
-        prefix = prefix.with_suffix("")
+    prefix = agent_prefix(prefix)
     return (
         prefix.with_name(prefix.name + MODEL_SUFFIX),
         prefix.with_name(prefix.name + CONFIG_SUFFIX),
     )
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of bytes already in memory."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_of(path: Path) -> str:
@@ -122,24 +127,6 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: stream.read(1 << 16), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def load_model_safely(path: Path) -> keras.Model:
-    """Load a `.keras` file in safe mode; every failure names the file and the problem."""
-    if not path.is_file():
-        raise AgentFileError(f"{path}: model file not found")
-    size = path.stat().st_size
-    if size > MAX_MODEL_BYTES:
-        raise AgentFileError(f"{path}: model is {size} bytes, over the {MAX_MODEL_BYTES} limit")
-    if not zipfile.is_zipfile(path):
-        raise AgentFileError(f"{path}: not a Keras 3 model archive (truncated or corrupt zip)")
-    try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:
-        raise AgentFileError(f"{path}: Keras could not load the model: {error}") from error
-    if not isinstance(model, keras.Model):
-        raise AgentFileError(f"{path}: holds a {type(model).__name__}, not a Keras model")
-    return model
 
 
 def write_pair_atomically(

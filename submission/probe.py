@@ -101,12 +101,7 @@ def probe(args: argparse.Namespace, checks: Checks) -> None:
     except Exception as error:  # noqa: BLE001 - the agent's failure is the finding, reported
         checks.add("load", False, f"{agent_class.__name__}.load failed: {error}")
         return
-    checks.add(
-        "load",
-        True,
-        f"{agent_class.__name__}.load({args.weights!r}) works",
-        fast_path=bool(getattr(agent, "uses_fast_path", False)),
-    )
+    checks.add("load", True, f"{agent_class.__name__}.load({args.weights!r}) works")
 
     from agents.evaluation import collect_observations, evaluate
 

@@ -1,4 +1,4 @@
-"""The SPEC section 3 networks as Keras models, and a NumPy forward pass for rollouts.
+"""The course's networks as Keras models, and a NumPy forward pass for rollouts.
 
 Keras models carry the weights, the gradients and the saved agents; rollouts call
 :class:`NumpyForward` instead, which copies the weights once per update and costs microseconds
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from agents.numpy_forward import compile_numpy_forward
+from agents.numpy_forward import keras_arrays, plan_of_keras_model
 
 MEAN_SCALE = 3.0  # the mean is 3 * tanh(.): the pendulum's action bounds
 LOG_STD_SCALE = 3.0  # log sigma = 3 * tanh(.) - 2, so sigma lies in about [0.0067, 2.7]
@@ -84,18 +84,22 @@ def build_critic(observation_size: int, hidden: Sequence[int], seed: int) -> ker
 class NumpyForward:
     """A NumPy copy of a policy for sampling: ``refresh()`` after each update, then call it.
 
-    It is the agents' own compiled forward pass (one implementation for acting and for
-    rollouts). Categorical models return logits (n, actions); Gaussian ones (mean, log_std).
+    It is the agents' own forward pass (one implementation for acting and for rollouts): the
+    model's config is read once here, and each refresh only copies the current arrays out.
+    Categorical models return logits (n, actions); Gaussian ones (mean, log_std).
     """
 
     def __init__(self, model: keras.Model) -> None:
         self.model = model
-        self.outputs = 0 if len(model.outputs) == 1 else tuple(range(len(model.outputs)))
+        self._plan = plan_of_keras_model(model)
+        self._read_arrays = keras_arrays(model, self._plan)
+        outputs = len(self._plan.output_names)
+        self.outputs = 0 if outputs == 1 else tuple(range(outputs))
         self.refresh()
 
     def refresh(self) -> None:
         """Re-read the weights (they change with every update)."""
-        self._forward = compile_numpy_forward(self.model, self.outputs)
+        self._forward = self._plan.bind(self._read_arrays(), self.outputs)
 
     def __call__(self, observations: np.ndarray):
         return self._forward(np.asarray(observations, dtype=np.float32))
