@@ -64,6 +64,14 @@ BASE_CONFIG_KEYS = frozenset(
 )
 
 
+def runtime_requirements() -> dict[str, str]:
+    """What loading and acting need, at the versions installed here (a bundle lists these)."""
+    versions = {"python": platform.python_version()}
+    for package in RUNTIME_PACKAGES:
+        versions[package] = metadata.version(package)
+    return versions
+
+
 class UncheckedFilesWarning(UserWarning):
     """Course-format files carry no hash, so the model cannot be checked against its config."""
 
