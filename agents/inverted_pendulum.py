@@ -34,4 +34,7 @@ class InvertedPendulumAgent(PolicyAgent):
         return {"type": "box", "low": [ACTION_LOW], "high": [ACTION_HIGH], "shape": [1]}
 
     def _action(self, output: np.ndarray) -> np.ndarray:
-        return np.clip(output, ACTION_LOW, ACTION_HIGH).astype(np.float32, copy=False)
+        # minimum(maximum()) is np.clip at half the cost on one value; NaN stays NaN.
+        return np.minimum(np.maximum(output, ACTION_LOW), ACTION_HIGH).astype(
+            np.float32, copy=False
+        )

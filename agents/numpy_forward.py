@@ -201,8 +201,12 @@ def _layer_function(step: Step, arrays: LayerArrays) -> LayerFunction:
         return _dense_function(kernel, bias, ACTIVATIONS[step.activation])
     if step.kind == "Activation":
         return ACTIVATIONS[step.activation]
-    if step.kind == "Rescaling":
+    if step.kind == "Rescaling":  # one ufunc instead of two where the other is a no-op
         scale, offset = step.scale, step.offset
+        if not offset.any():
+            return lambda x: x * scale
+        if np.all(scale == 1.0):
+            return lambda x: x + offset
         return lambda x: x * scale + offset
     operation, constant = SCALAR_OPS[step.kind], DTYPE(step.constant)
     if step.constant_first:

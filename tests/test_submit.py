@@ -185,8 +185,9 @@ def test_wrong_task_weights_fail_without_bundle(pendulum_weights: Path, tmp_path
 def test_out_of_range_or_nan_actions_fail(pendulum_weights: Path, tmp_path: Path, bad_action):
     agents_dir = patched_agents(
         tmp_path,
-        "return np.clip(output, ACTION_LOW, ACTION_HIGH).astype(np.float32, copy=False)",
-        f"return np.array([{bad_action}], dtype=np.float32)",
+        "    def _action(self, output: np.ndarray) -> np.ndarray:\n",
+        "    def _action(self, output: np.ndarray) -> np.ndarray:\n"
+        f"        return np.array([{bad_action}], dtype=np.float32)\n",
     )
     out = tmp_path / "dist"
     code, report = submit_pendulum_with(agents_dir, pendulum_weights, out)
