@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import training
+import tools
 from training import sweep
 from training.reinforce_normalised import ReinforceNormalisedSettings
 
@@ -146,8 +146,8 @@ def test_curves_share_an_axis_and_stopped_runs_hold_their_last_value() -> None:
 
 
 def fake_promote(monkeypatch, calls: list[tuple], refuse: bool = False) -> None:
-    """Stand-in for training.promote that records its calls (its own tests cover copying)."""
-    fake = types.ModuleType("training.promote")
+    """Stand-in for tools.promote that records its calls (its own tests cover copying)."""
+    fake = types.ModuleType("tools.promote")
 
     class PromotionError(RuntimeError):
         pass
@@ -161,8 +161,8 @@ def fake_promote(monkeypatch, calls: list[tuple], refuse: bool = False) -> None:
     fake.PromotionError = PromotionError
     fake.promote_run = promote_run
     fake.DEFAULT_WEIGHTS_DIR = Path("unused")
-    monkeypatch.setitem(sys.modules, "training.promote", fake)
-    monkeypatch.setattr(training, "promote", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "tools.promote", fake)
+    monkeypatch.setattr(tools, "promote", fake, raising=False)
 
 
 def fake_sweep(trials: list[dict]):
@@ -252,7 +252,7 @@ def test_two_trial_sweep_through_ray(tmp_path: Path, capsys) -> None:
 def test_ray_stays_optional() -> None:
     """Importing the package (the sweep module included) must not import Ray: it is an extra."""
     code = (
-        "import sys, agents, submit, training.loop, training.promote, training.sweep;"
+        "import sys, agents, submit, training.loop, tools.promote, training.sweep;"
         "import training.reinforce_normalised, training.gaussian_actor_critic;"
         "sys.exit('ray' in sys.modules)"
     )

@@ -1,10 +1,13 @@
-"""The one training loop all five scripts share.
+"""The one training loop every script shares, in four parts you can read on their own.
 
-Per update: copy the policy's weights to NumPy, collect a batch of complete episodes over the
-vectorised environments, compute the returns, run the compiled update, log, checkpoint, and
-check the stop rule. Every update draws its action noise and environment resets from a seed
-derived from (seed, update number), so a run is reproducible and a resumed run continues
-exactly as an uninterrupted one would.
+- :class:`RunState`: the counters and scores of a run (what ``--resume`` restores);
+- an *algorithm* (see :class:`Algorithm`): collects experience and learns from it;
+- :class:`SolveCheck`: the cheap, gated greedy evaluation that decides "solved";
+- :class:`Trainer`: the loop itself, checkpoints and finishing.
+
+Every update draws its action noise and environment resets from a seed derived from (seed,
+update number), so a run is reproducible and a resumed run continues as an uninterrupted one
+would.
 """
 
 from __future__ import annotations
@@ -19,16 +22,50 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from training.settings import TrainingSettings
+from training.tasks import TASKS
 
-ENV_IDS = {"cartpole": "CartPole-v1", "pendulum": "InvertedPendulum-v5"}
 #: Called after every update with Trainer.progress(); a sweep reports through it.
 UpdateCallback = Callable[[dict[str, Any]], None]
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse training resets
+EXIT_INTERRUPTED = 130  # the shell's convention for a run ended by Ctrl-C
+#: Loss columns every progress row has (an algorithm may report more; progress() shows all).
+LOSS_COLUMNS = ("actor_loss", "critic_loss", "entropy")
+
+
+@dataclass
+class UpdateOutcome:
+    """What one update did: the episodes that ended during it, its losses and its steps."""
+
+    scores: np.ndarray  # total reward of each episode that ended during the update
+    lengths: np.ndarray  # their lengths
+    losses: dict[str, float]
+    env_steps: int  # every environment step taken
+    trained_steps: int  # the steps whose transitions the update learned from
+
+
+class Algorithm(Protocol):
+    """What the loop drives: built by ``settings.make_algorithm(envs)``."""
+
+    #: The Keras model the agent saves (CartPoleAgent / InvertedPendulumAgent).
+    exported: Any
+
+    def collect(self, rng: np.random.Generator, reset_seed: int) -> Any:
+        """Experience for one update (may be interrupted by Ctrl-C)."""
+
+    def learn(self, experience: Any) -> UpdateOutcome:
+        """The update itself (runs with Ctrl-C held until the bookkeeping is done)."""
+
+    def greedy_policy(self) -> Callable:
+        """The deterministic NumPy policy with the current weights."""
+
+    def state(self) -> dict[str, np.ndarray]: ...
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None: ...
 
 
 @dataclass
@@ -39,8 +76,8 @@ class TrainingResult:
     stop_reason: str
     episodes: int
     updates: int
-    useful_steps: int
     env_steps: int
+    trained_steps: int
     train_seconds: float
     running_reward: float
     solved: bool
@@ -48,7 +85,7 @@ class TrainingResult:
 
     @property
     def steps_per_second(self) -> float:
-        return self.useful_steps / self.train_seconds if self.train_seconds > 0 else 0.0
+        return self.env_steps / self.train_seconds if self.train_seconds > 0 else 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,8 +93,8 @@ class TrainingResult:
             "stop_reason": self.stop_reason,
             "episodes": self.episodes,
             "updates": self.updates,
-            "useful_steps": self.useful_steps,
             "env_steps": self.env_steps,
+            "trained_steps": self.trained_steps,
             "train_seconds": self.train_seconds,
             "steps_per_second": self.steps_per_second,
             "running_reward": self.running_reward,
@@ -91,6 +128,135 @@ def update_seed(seed: int, update: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([seed, update])
 
 
+# --- run state -------------------------------------------------------------------------------
+COUNTERS = ("episodes", "updates", "env_steps", "trained_steps", "last_checkpoint")
+
+
+class RunState:
+    """The counters and recent scores of a run: all of it is saved for ``--resume``."""
+
+    def __init__(self, settings: TrainingSettings) -> None:
+        self.settings = settings
+        self.episodes = self.updates = self.env_steps = self.trained_steps = 0
+        self.last_checkpoint = 0
+        self.scores: deque[float] = deque(
+            maxlen=max(settings.running_window, settings.eval_episodes)
+        )
+        self.evaluations: list[dict[str, Any]] = []
+        self.wall_before = 0.0  # training time of earlier sessions of this run
+        self._started: float | None = None
+
+    def start_clock(self) -> None:
+        self._started = time.perf_counter()
+
+    def wall_time(self) -> float:
+        running = 0.0 if self._started is None else time.perf_counter() - self._started
+        return self.wall_before + running
+
+    def running_reward(self) -> float:
+        window = list(self.scores)[-self.settings.running_window :]
+        return float(np.mean(window)) if window else 0.0
+
+    def recent_scores(self, count: int) -> list[float]:
+        return list(self.scores)[-count:]
+
+    def record(self, outcome: UpdateOutcome) -> list[dict[str, Any]]:
+        """Count one update; returns its progress.csv rows, one per episode that ended."""
+        self.updates += 1
+        self.env_steps += outcome.env_steps
+        self.trained_steps += outcome.trained_steps
+        losses = {name: round(outcome.losses.get(name, 0.0), 6) for name in LOSS_COLUMNS}
+        rows = []
+        for score, length in zip(outcome.scores, outcome.lengths, strict=True):
+            self.episodes += 1
+            self.scores.append(float(score))
+            rows.append(
+                {
+                    "episode": self.episodes,
+                    "update": self.updates,
+                    "reward": float(score),
+                    "length": int(length),
+                    "running_reward": round(self.running_reward(), 6),
+                    **losses,
+                    "env_steps": self.env_steps,
+                    "wall_time": round(self.wall_time(), 4),
+                }
+            )
+        return rows
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            **{name: getattr(self, name) for name in COUNTERS},
+            "wall_time": self.wall_time(),
+            "scores": np.asarray(self.scores, dtype=np.float64),
+        }
+
+    def restore(self, counters: dict[str, Any]) -> None:
+        for name in COUNTERS:
+            setattr(self, name, int(counters[name]))
+        self.wall_before = float(counters["wall_time"])
+        self.scores.extend(float(s) for s in counters["scores"])
+
+
+# --- the solve check -------------------------------------------------------------------------
+class SolveCheck:
+    """Greedy evaluation, gated so it stays cheap: only every ``eval_every`` updates once the
+    recent training scores reach ``eval_gate``; then a vectorised NumPy check that aborts as
+    soon as the threshold is out of reach; only if that passes does the agent's own ``act``
+    decide, through the shared :func:`agents.evaluation.evaluate`."""
+
+    def __init__(self, settings: TrainingSettings, env_id: str) -> None:
+        import gymnasium as gym
+
+        self.settings = settings
+        self.env_id = env_id
+        self.max_episode_steps = gym.spec(env_id).max_episode_steps
+        self.envs = None
+
+    def __call__(self, state: RunState, algorithm: Algorithm, make_agent: Callable) -> bool:
+        settings = self.settings
+        recent = state.recent_scores(settings.eval_episodes)
+        if (
+            state.updates == 0
+            or state.updates % settings.eval_every
+            or len(recent) < settings.eval_episodes
+            or np.mean(recent) < settings.eval_gate
+        ):
+            return False
+        from training.rollouts import greedy_mean, make_envs
+
+        seed = evaluation_seed(settings.seed, state.updates)
+        if self.envs is None:
+            self.envs = make_envs(self.env_id, settings.eval_episodes)
+        quick, finished = greedy_mean(
+            self.envs,
+            algorithm.greedy_policy(),
+            settings.solve_threshold,
+            self.max_episode_steps,
+            seed,
+        )
+        record: dict[str, Any] = {
+            "update": state.updates,
+            "episode": state.episodes,
+            "wall_time": round(state.wall_time(), 3),
+            "numpy_mean" if finished else "numpy_bound": quick,
+        }
+        solved = False
+        if finished and quick >= settings.solve_threshold:
+            from agents.evaluation import evaluate
+
+            result = evaluate(make_agent(), self.env_id, settings.eval_episodes, seed)
+            record["agent_mean"] = result.mean
+            solved = result.mean >= settings.solve_threshold
+        state.evaluations.append(record)
+        return solved
+
+    def close(self) -> None:
+        if self.envs is not None:
+            self.envs.close()
+
+
+# --- the loop --------------------------------------------------------------------------------
 class Trainer:
     """Builds everything for one run and runs the loop; see :func:`train`."""
 
@@ -101,126 +267,63 @@ class Trainer:
         command: str | None = None,
         on_update: UpdateCallback | None = None,
     ) -> None:
+        from training.environment import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
         from training.seeding import seed_everything
 
         seed_everything(settings.seed, settings.threads)
-        import gymnasium as gym
-
         from agents import AGENT_CLASSES
-        from training import networks
-        from training.algorithm import Learner
-        from training.rollouts import categorical_policy, gaussian_policy, make_envs
+        from training.rollouts import make_envs
         from training.runs import RunFolder
 
         self.settings = settings
-        self.env_id = ENV_IDS[settings.task]
-        self.agent_class = AGENT_CLASSES[settings.task]
-        self.envs = make_envs(self.env_id, settings.num_envs)
-        observation_size = self.envs.single_observation_space.shape[0]
-        gaussian = settings.task == "pendulum"
-        if gaussian:
-            space = self.envs.single_action_space
-            self.low, self.high = space.low, space.high
-            self.actor = networks.build_gaussian_policy(
-                observation_size, settings.actor_hidden, space.shape[0], settings.seed
-            )
-            self.exported = self.actor
-        else:
-            self.actor = networks.build_categorical_policy(
-                observation_size,
-                settings.actor_hidden,
-                int(self.envs.single_action_space.n),
-                settings.seed,
-            )
-            self.exported = networks.export_categorical_policy(self.actor)
-        critic = (
-            networks.build_critic(observation_size, settings.critic_hidden, settings.seed + 100)
-            if settings.baseline
-            else None
-        )
-        self.learner = Learner(settings, self.actor, critic)
-        self.forward = networks.NumpyForward(self.actor)
-        if gaussian:
-            self.policy = gaussian_policy(self.forward, self.low, self.high)
-            self.greedy = gaussian_policy(self.forward, self.low, self.high, greedy=True)
-        else:
-            self.policy = categorical_policy(self.forward)
-            self.greedy = categorical_policy(self.forward, greedy=True)
-        self.eval_envs = None
-        self.max_episode_steps = gym.spec(self.env_id).max_episode_steps
-
-        self.episodes = self.updates = self.useful_steps = self.env_steps = 0
-        self.wall_before = 0.0
-        self.scores: deque[float] = deque(
-            maxlen=max(settings.running_window, settings.eval_episodes)
-        )
-        self.last_checkpoint = 0
-        self.evaluations: list[dict[str, Any]] = []
+        self.on_update = on_update
+        task = TASKS[settings.agent]
+        self.agent_class = AGENT_CLASSES[settings.agent]
+        self.envs = make_envs(task.env_id, settings.num_envs)
+        self.algorithm: Algorithm = settings.make_algorithm(self.envs)
+        self.solve_check = SolveCheck(settings, task.env_id)
+        self.state = RunState(settings)
         if resume is None:
             self.run = RunFolder.create(settings)
         else:
             self.run = RunFolder(resume)
             self.run.write_json("settings.json", settings.to_json())
-            self._restore()
-        self.run.open_progress(self.episodes)
+            arrays, counters = self.run.load_state()
+            self.algorithm.load_state(arrays)
+            self.state.restore(counters)
+        self.run.open_progress(self.state.episodes)
         if command is not None:
             self.run.record_command(command)
-        self.on_update = on_update
-
-    # --- state ---------------------------------------------------------------------------------
-    def _counters(self) -> dict[str, Any]:
-        return {
-            "episodes": self.episodes,
-            "updates": self.updates,
-            "useful_steps": self.useful_steps,
-            "env_steps": self.env_steps,
-            "wall_time": self.wall_time(),
-            "last_checkpoint": self.last_checkpoint,
-            "scores": np.asarray(self.scores, dtype=np.float64),
-        }
-
-    def _restore(self) -> None:
-        arrays, counters = self.run.load_state()
-        self.learner.load_state(arrays)
-        for name in ("episodes", "updates", "useful_steps", "env_steps", "last_checkpoint"):
-            setattr(self, name, int(counters[name]))
-        self.wall_before = float(counters["wall_time"])
-        self.scores.extend(float(s) for s in counters["scores"])
-
-    def wall_time(self) -> float:
-        return self.wall_before + (
-            time.perf_counter() - self._start if hasattr(self, "_start") else 0.0
-        )
-
-    def running_reward(self) -> float:
-        window = list(self.scores)[-self.settings.running_window :]
-        return float(np.mean(window)) if window else 0.0
 
     def agent(self):
+        """The current policy as a competition agent, with how it was trained in its config."""
         extra = {
             "training": {
                 "settings": self.settings.to_json(),
-                "episodes": self.episodes,
-                "updates": self.updates,
+                "episodes": self.state.episodes,
+                "updates": self.state.updates,
                 "run": self.run.path.name,
             }
         }
-        return self.agent_class(self.exported, seed=self.settings.seed, extra_config=extra)
+        return self.agent_class(
+            self.algorithm.exported, seed=self.settings.seed, extra_config=extra
+        )
 
     def save_checkpoint(self) -> None:
-        self.agent().save(self.run.checkpoint_prefix(self.episodes))
-        self.last_checkpoint = self.episodes
-        self.run.save_state(self.learner.state(), self._counters())
+        self.agent().save(self.run.checkpoint_prefix(self.state.episodes))
+        self.state.last_checkpoint = self.state.episodes
+        self.run.save_state(self.algorithm.state(), self.state.counters())
 
-    # --- the loop --------------------------------------------------------------------------------
     def train(self) -> TrainingResult:
         from tqdm import tqdm
 
-        settings = self.settings
-        self._start = time.perf_counter()
+        settings, state = self.settings, self.state
+        state.start_clock()
         bar = tqdm(
             total=settings.max_episodes,
-            initial=self.episodes,
+            initial=state.episodes,
             unit="ep",
             disable=not settings.progress_bar,
             dynamic_ncols=True,
@@ -229,12 +332,13 @@ class Trainer:
         stop_reason = self._stop_reason()
         try:
             while stop_reason is None:
+                episodes_before = state.episodes
                 losses = self._one_update()
-                bar.update(len(self._last_scores))
+                bar.update(state.episodes - episodes_before)
                 bar.set_postfix(
-                    running=f"{self.running_reward():.1f}",
-                    actor=f"{losses['actor_loss']:.3g}",
-                    critic=f"{losses['critic_loss']:.3g}",
+                    running=f"{state.running_reward():.1f}",
+                    actor=f"{losses.get('actor_loss', 0.0):.3g}",
+                    critic=f"{losses.get('critic_loss', 0.0):.3g}",
                     refresh=False,
                 )
                 stop_reason = self._stop_reason()
@@ -248,136 +352,63 @@ class Trainer:
 
     def progress(self, losses: dict[str, float]) -> dict[str, Any]:
         """What an observer (a sweep, a dashboard) sees after each update."""
-        latest = self.evaluations[-1] if self.evaluations else {}
+        state = self.state
+        latest = state.evaluations[-1] if state.evaluations else {}
         return {
-            "episodes": self.episodes,
-            "updates": self.updates,
-            "env_steps": self.useful_steps,
-            "wall_time": self.wall_time(),
-            "running_reward": self.running_reward(),
+            "episodes": state.episodes,
+            "updates": state.updates,
+            "env_steps": state.env_steps,
+            "wall_time": state.wall_time(),
+            "running_reward": state.running_reward(),
             "greedy_score": latest.get("agent_mean", latest.get("numpy_mean")),
             **losses,
         }
 
     def _one_update(self) -> dict[str, float]:
-        from training.algorithm import tail_discounts, time_weights
-        from training.returns import discounted_returns
-        from training.rollouts import collect
-
-        settings = self.settings
-        self.forward.refresh()
-        sequence = update_seed(settings.seed, self.updates)
+        settings, state = self.settings, self.state
+        sequence = update_seed(settings.seed, state.updates)
         rng = np.random.default_rng(sequence)
         reset_seed = int(sequence.generate_state(1)[0])
-        batch = collect(self.envs, self.policy, settings.episodes_per_update, rng, reset_seed)
-        returns = discounted_returns(batch.rewards, settings.gamma, batch.mask)
-        weights = time_weights(batch.mask, settings.gamma, settings.discount_weighting)
+        experience = self.algorithm.collect(rng, reset_seed)
         with deferred_interrupt():
-            bootstrap = batch.truncated & settings.bootstrap_truncated
-            tails = tail_discounts(batch.lengths, bootstrap, batch.mask.shape[1], settings.gamma)
-            losses = self.learner.update(
-                batch.observations,
-                batch.actions,
-                returns,
-                weights,
-                batch.mask,
-                batch.final_observations,
-                tails,
-            )
-            self.updates += 1
-            self.useful_steps += batch.useful_steps
-            self.env_steps += batch.env_steps
-            rows = []
-            for score, length in zip(batch.scores, batch.lengths, strict=True):
-                self.episodes += 1
-                self.scores.append(float(score))
-                rows.append(
-                    {
-                        "episode": self.episodes,
-                        "update": self.updates,
-                        "reward": float(score),
-                        "length": int(length),
-                        "running_reward": round(self.running_reward(), 6),
-                        **{k: round(v, 6) for k, v in losses.items()},
-                        "env_steps": self.useful_steps,
-                        "wall_time": round(self.wall_time(), 4),
-                    }
-                )
-            self.run.append_progress(rows)
-            self._last_scores = batch.scores
+            outcome = self.algorithm.learn(experience)
+            self.run.append_progress(state.record(outcome))
             every = settings.checkpoint_every
-            if self.episodes // every > self.last_checkpoint // every:
+            if state.episodes // every > state.last_checkpoint // every:
                 self.save_checkpoint()
-        return losses
+        return outcome.losses
 
     def _stop_reason(self) -> str | None:
-        settings = self.settings
+        settings, state = self.settings, self.state
         if (
             settings.stop == "running_reward"
-            and len(self.scores) >= 1
-            and (self.running_reward() > settings.target_running_reward)
+            and state.scores
+            and state.running_reward() > settings.target_running_reward
         ):
             return "running_reward"
-        if settings.stop == "solved" and self._solved():
+        if settings.stop == "solved" and self.solve_check(state, self.algorithm, self.agent):
             return "solved"
-        if self.episodes >= settings.max_episodes:
+        if state.episodes >= settings.max_episodes:
             return "max_episodes"
-        if settings.max_seconds and self.wall_time() >= settings.max_seconds:
+        if settings.max_env_steps and state.env_steps >= settings.max_env_steps:
+            return "max_env_steps"
+        if settings.max_seconds and state.wall_time() >= settings.max_seconds:
             return "max_seconds"
         return None
 
-    def _solved(self) -> bool:
-        """Greedy evaluation, gated: recent training rewards high enough, every few updates,
-        a cheap vectorised NumPy check first, then the agent's own ``act`` decides."""
-        settings = self.settings
-        recent = list(self.scores)[-settings.eval_episodes :]
-        if (
-            self.updates == 0
-            or self.updates % settings.eval_every
-            or len(recent) < settings.eval_episodes
-            or np.mean(recent) < settings.eval_gate
-        ):
-            return False
-        from training.rollouts import greedy_mean, make_envs
-
-        eval_seed = evaluation_seed(settings.seed, self.updates)
-        if self.eval_envs is None:
-            self.eval_envs = make_envs(self.env_id, settings.eval_episodes)
-        self.forward.refresh()
-        quick, finished = greedy_mean(
-            self.eval_envs, self.greedy, settings.solve_threshold, self.max_episode_steps, eval_seed
-        )
-        record: dict[str, Any] = {
-            "update": self.updates,
-            "episode": self.episodes,
-            "wall_time": round(self.wall_time(), 3),
-            "numpy_mean" if finished else "numpy_bound": quick,
-        }
-        solved = False
-        if finished and quick >= settings.solve_threshold:
-            from agents.evaluation import evaluate
-
-            result = evaluate(self.agent(), self.env_id, settings.eval_episodes, eval_seed)
-            record["agent_mean"] = result.mean
-            solved = result.mean >= settings.solve_threshold
-        self.evaluations.append(record)
-        return solved
-
     def _finish(self, stop_reason: str) -> TrainingResult:
-        settings = self.settings
-        train_seconds = self.wall_time()
-        if (
-            self.last_checkpoint != self.episodes
-            or not self.run.checkpoint_prefix(self.episodes).with_suffix(".keras").exists()
-        ):
+        settings, state = self.settings, self.state
+        train_seconds = state.wall_time()
+        checkpoint = self.run.checkpoint_prefix(state.episodes).with_suffix(".keras")
+        if state.last_checkpoint != state.episodes or not checkpoint.exists():
             self.save_checkpoint()
         else:
-            self.run.save_state(self.learner.state(), self._counters())
+            self.run.save_state(self.algorithm.state(), state.counters())
         if stop_reason != "interrupted":
             self.agent().save(self.run.final_prefix)
         self.run.close()
         self.run.plot_learning_curve(
-            f"{settings.SCRIPT} ({settings.task}, seed {settings.seed})",
+            f"{settings.SCRIPT} ({settings.agent}, seed {settings.seed})",
             settings.solve_threshold
             if settings.stop == "solved"
             else settings.target_running_reward,
@@ -385,19 +416,18 @@ class Trainer:
         result = TrainingResult(
             self.run.path,
             stop_reason,
-            self.episodes,
-            self.updates,
-            self.useful_steps,
-            self.env_steps,
+            state.episodes,
+            state.updates,
+            state.env_steps,
+            state.trained_steps,
             train_seconds,
-            self.running_reward(),
+            state.running_reward(),
             stop_reason == "solved",
-            self.evaluations,
+            state.evaluations,
         )
         self.run.write_json("summary.json", result.to_json())
         self.envs.close()
-        if self.eval_envs is not None:
-            self.eval_envs.close()
+        self.solve_check.close()
         return result
 
 
@@ -415,9 +445,6 @@ def train(
     return Trainer(settings, resume, command, on_update).train()
 
 
-EXIT_INTERRUPTED = 130  # the shell's convention for a run ended by Ctrl-C
-
-
 def run_script(settings_class: type[TrainingSettings], argv: list[str] | None = None) -> int:
     """What each script's ``main`` does: parse the command line, train, print the outcome.
 
@@ -429,11 +456,10 @@ def run_script(settings_class: type[TrainingSettings], argv: list[str] | None = 
     words = sys.argv[1:] if argv is None else argv
     line = shlex.join(["python", "-m", f"training.{settings_class.SCRIPT}", *words])
     result = train(command.settings, command.resume, command=line)
-    rate = result.steps_per_second
     print(
         f"{settings_class.SCRIPT}: {result.stop_reason} after {result.episodes} episodes, "
         f"{result.updates} updates, {result.train_seconds:.1f} s of training "
-        f"({rate:,.0f} env steps/s), running reward {result.running_reward:.1f}; "
-        f"run folder {result.run_dir}"
+        f"({result.steps_per_second:,.0f} env steps/s), running reward "
+        f"{result.running_reward:.1f}; run folder {result.run_dir}"
     )
     return EXIT_INTERRUPTED if result.stop_reason == "interrupted" else 0

@@ -74,6 +74,25 @@ def build_gaussian_policy(
     return keras.Model(inputs, [mean, log_std], name="policy")
 
 
+def build_policy(
+    observation_size: int, hidden: Sequence[int], action_space, seed: int
+) -> tuple[keras.Model, keras.Model]:
+    """The policy the action space calls for, as (model to train, model the agent saves).
+
+    Discrete actions: a logits network, saved with a softmax on top (same layers). Box
+    actions: the Gaussian network, saved as it is.
+    """
+    from gymnasium import spaces
+
+    if isinstance(action_space, spaces.Discrete):
+        logits = build_categorical_policy(observation_size, hidden, int(action_space.n), seed)
+        return logits, export_categorical_policy(logits)
+    if isinstance(action_space, spaces.Box):
+        gaussian = build_gaussian_policy(observation_size, hidden, action_space.shape[0], seed)
+        return gaussian, gaussian
+    raise ValueError(f"no policy network for action space {action_space}")
+
+
 def build_critic(observation_size: int, hidden: Sequence[int], seed: int) -> keras.Sequential:
     """observation -> ReLU layers -> V(s), one linear output."""
     layers = [_hidden(units, seed + i, f"hidden_{i}") for i, units in enumerate(hidden)]

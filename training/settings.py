@@ -1,9 +1,9 @@
 """Settings as dataclasses, and a command line generated from their fields.
 
-Each script subclasses :class:`TrainingSettings`; its field defaults are the course (SPEC
-section 3) and ``PRESETS["fast"]`` holds the overrides that train fastest. Every field is a flag
-whose ``--help`` line is the field's one-line doc. Importing this module stays cheap (no Keras),
-so ``--help`` answers at once.
+Each script subclasses :class:`TrainingSettings`; its field defaults are the course's and its
+``PRESETS`` (from :mod:`training.presets`) hold the overrides that train fastest. Every field is
+a flag whose ``--help`` line is the field's one-line doc. Importing this module stays cheap (no
+Keras), so ``--help`` answers at once.
 """
 
 from __future__ import annotations
@@ -16,18 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-GAMMA = 0.99
-SEED = 42
-COURSE_LEARNING_RATE = 3e-4
-CLIPNORM = 1.0
-HIDDEN = (128,)
-RUNNING_WINDOW = 30
-TARGET_RUNNING_REWARD = 300.0
-MAX_EPISODES = 1000
-CHECKPOINT_EVERY = 200
-EVAL_EPISODES = 20
-CARTPOLE_SOLVED = 475.0
-PENDULUM_SOLVED = 950.0
+from training import presets
+from training.tasks import AGENT_NAMES, TASKS
 
 STANDARDISE_CHOICES = ("none", "episode", "batch")
 REDUCTION_CHOICES = ("sum", "mean")
@@ -48,16 +38,20 @@ class TrainingSettings:
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"course": {}, "fast": {}}
     SCRIPT: ClassVar[str] = "training"
 
-    task: str = setting("cartpole", "agent name: cartpole or pendulum", cli=False)
-    seed: int = setting(SEED, "seed for initialisers, environments and action sampling")
+    agent: str = setting("cartpole", "which task's agent: cartpole or pendulum", AGENT_NAMES, False)
+    seed: int = setting(presets.SEED, "seed for initialisers, environments and action sampling")
     num_envs: int = setting(1, "environments stepped together (gymnasium.make_vec)")
     episodes_per_update: int = setting(1, "complete episodes in each gradient update")
-    gamma: float = setting(GAMMA, "discount factor of the returns G_t")
-    actor_hidden: tuple[int, ...] = setting(HIDDEN, "hidden layer sizes of the policy")
-    critic_hidden: tuple[int, ...] = setting(HIDDEN, "hidden layer sizes of the critic")
-    actor_learning_rate: float = setting(COURSE_LEARNING_RATE, "Adam learning rate, policy")
-    critic_learning_rate: float = setting(COURSE_LEARNING_RATE, "Adam learning rate, critic")
-    clipnorm: float = setting(CLIPNORM, "Adam clipnorm (per-variable gradient norm cap)")
+    gamma: float = setting(presets.GAMMA, "discount factor of the returns G_t")
+    actor_hidden: tuple[int, ...] = setting(presets.HIDDEN, "hidden layer sizes of the policy")
+    critic_hidden: tuple[int, ...] = setting(presets.HIDDEN, "hidden layer sizes of the critic")
+    actor_learning_rate: float = setting(
+        presets.LEARNING_RATE, "Adam learning rate, policy"
+    )
+    critic_learning_rate: float = setting(
+        presets.LEARNING_RATE, "Adam learning rate, critic"
+    )
+    clipnorm: float = setting(presets.CLIPNORM, "Adam clipnorm (per-variable gradient norm cap)")
     baseline: bool = setting(False, "learn a critic V(s) and weight by G_t - V(s_t)")
     bootstrap_truncated: bool = setting(
         False,
@@ -81,27 +75,28 @@ class TrainingSettings:
         STOP_CHOICES,
     )
     target_running_reward: float = setting(
-        TARGET_RUNNING_REWARD, "stop when the running reward exceeds this"
+        presets.TARGET_RUNNING_REWARD, "stop when the running reward exceeds this"
     )
-    running_window: int = setting(RUNNING_WINDOW, "episodes in the running reward mean")
+    running_window: int = setting(presets.RUNNING_WINDOW, "episodes in the running reward mean")
     solve_threshold: float = setting(
-        CARTPOLE_SOLVED, "greedy evaluation mean that counts as solved"
+        TASKS["cartpole"].solve_score, "greedy evaluation mean that counts as solved"
     )
-    eval_episodes: int = setting(EVAL_EPISODES, "episodes of each greedy evaluation")
+    eval_episodes: int = setting(presets.EVAL_EPISODES, "episodes of each greedy evaluation")
     eval_every: int = setting(1, "updates between greedy evaluations (when gated open)")
     eval_gate: float = setting(
         0.0, "evaluate only when the mean of the last eval_episodes training rewards reaches this"
     )
-    max_episodes: int = setting(MAX_EPISODES, "stop after this many training episodes")
+    max_episodes: int = setting(presets.MAX_EPISODES, "stop after this many training episodes")
     max_seconds: float = setting(0.0, "stop after this much training time (0: no limit)")
-    checkpoint_every: int = setting(CHECKPOINT_EVERY, "episodes between checkpoints")
+    max_env_steps: int = setting(0, "stop after this many environment steps (0: no limit)")
+    checkpoint_every: int = setting(presets.CHECKPOINT_EVERY, "episodes between checkpoints")
     runs_dir: str = setting("runs", "folder that receives the run folders")
     threads: int = setting(1, "TensorFlow intra/inter-op threads (0: TensorFlow decides)")
     progress_bar: bool = setting(True, "show a tqdm progress bar")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            choices = field_metadata(f.name)["choices"]
+            choices = field_metadata(f.name, type(self))["choices"]
             if choices and getattr(self, f.name) not in choices:
                 raise ValueError(
                     f"{f.name} must be one of {choices}, not {getattr(self, f.name)!r}"
@@ -118,6 +113,13 @@ class TrainingSettings:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+
+    def make_algorithm(self, envs: Any) -> Any:
+        """The algorithm the training loop drives (see ``training.loop.Algorithm``); a script
+        with another algorithm overrides this."""
+        from training.algorithm import EpisodicPolicyGradient
+
+        return EpisodicPolicyGradient(self, envs)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> TrainingSettings:
@@ -139,22 +141,30 @@ class TrainingSettings:
         return {k: tuple(v) if hints[k] == tuple[int, ...] else v for k, v in values.items()}
 
 
-def field_metadata(name: str) -> Any:
-    """A field's doc and choices, from the base class (subclasses only change defaults)."""
-    return {f.name: f.metadata for f in dataclasses.fields(TrainingSettings)}[name]
+def field_metadata(name: str, cls: type[TrainingSettings] | None = None) -> Any:
+    """A field's doc and choices. A subclass that only changes a default has a bare field,
+    so the metadata comes from the nearest class in the MRO that declared it with ``setting``
+    (a script's own new fields, such as PPO's, are found on the script's class)."""
+    for klass in (cls or TrainingSettings).__mro__:
+        if dataclasses.is_dataclass(klass):
+            for f in dataclasses.fields(klass):
+                if f.name == name and "doc" in f.metadata:
+                    return f.metadata
+    raise KeyError(f"{name} is not a setting")
 
 
 def _add_field(
     parser: argparse.ArgumentParser,
+    settings_class: type[TrainingSettings],
     f: dataclasses.Field,
     kind: Any,
-    presets: dict[str, dict[str, Any]],
+    preset_values: dict[str, dict[str, Any]],
 ) -> None:
     flag = "--" + f.name.replace("_", "-")
     shown = "; ".join(
-        f"{name}: {values.get(f.name, f.default)}" for name, values in presets.items()
+        f"{name}: {values.get(f.name, f.default)}" for name, values in preset_values.items()
     )
-    metadata = field_metadata(f.name)
+    metadata = field_metadata(f.name, settings_class)
     doc = f"{metadata['doc']} [{shown}]"
     if kind is bool:
         parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=doc)
@@ -187,8 +197,8 @@ def parse_command(
         "--preset",
         choices=tuple(cls.PRESETS),
         default="course",
-        help="course: SPEC section 3 exactly; fast: the settings that train "
-        "fastest [default: course]",
+        help="course: the course's settings; fast: the settings that train fastest "
+        "[default: course]",
     )
     parser.add_argument(
         "--resume",
@@ -200,8 +210,8 @@ def parse_command(
     )
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if field_metadata(f.name)["cli"]:
-            _add_field(parser, f, hints[f.name], cls.PRESETS)
+        if field_metadata(f.name, cls)["cli"]:
+            _add_field(parser, cls, f, hints[f.name], cls.PRESETS)
     namespace = vars(parser.parse_args(argv))
     preset, resume = namespace.pop("preset"), namespace.pop("resume")
     namespace = {k: tuple(v) if isinstance(v, list) else v for k, v in namespace.items()}

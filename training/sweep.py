@@ -15,7 +15,7 @@ sweep runs on an existing cluster (whose nodes need this project's dependencies;
 summary.json and summary.csv (one row per trial), learning_curves.png (mean +/- std running
 reward across seeds against environment steps), runs/ (each trial's run folder) and ray/
 (Tune's own records). ``--promote`` ships the fastest solved trial's agent to ``weights/`` with
-training.promote (existing weights are replaced only with ``--overwrite`` as well).
+tools.promote (existing weights are replaced only with ``--overwrite`` as well).
 
 Ray is the optional ``sweep`` extra: it is imported here only, inside functions.
 """
@@ -53,7 +53,7 @@ AGENT_SETTINGS: dict[str, type[TrainingSettings]] = {
 PRESET = "fast"
 #: Fields the sweep sets itself, so a grid may not: the seed comes from --seeds, the rest
 #: keeps trials quiet, single-threaded and inside the sweep's folder.
-RESERVED_FIELDS = frozenset({"task", "seed", "runs_dir", "progress_bar", "threads"})
+RESERVED_FIELDS = frozenset({"agent", "seed", "runs_dir", "progress_bar", "threads"})
 TRIAL_THREADS = 1  # TensorFlow threads per trial: one trial per CPU scales best
 CPUS_PER_TRIAL = 1
 FIRST_SEED = 1  # seeds 1..N, as the training-speed benchmark uses
@@ -203,7 +203,6 @@ def run_trial(
             "solved": result.solved,
             "stop_reason": result.stop_reason,
             "train_seconds": result.train_seconds,
-            "useful_steps": result.useful_steps,
             "trial_seconds": time.perf_counter() - started,
             "run_dir": str(result.run_dir),
         }
@@ -217,7 +216,7 @@ def _number(value: Any) -> float:
 def _last_progress(result: Any) -> dict[str, Any]:
     return {
         "running_reward": result.running_reward,
-        "env_steps": result.useful_steps,
+        "env_steps": result.env_steps,
         "wall_time": result.train_seconds,
         "episodes": result.episodes,
         "updates": result.updates,
@@ -234,11 +233,12 @@ def final_greedy_score(result: Any, settings: TrainingSettings) -> float:
         return math.nan
     from agents import AGENT_CLASSES
     from agents.evaluation import evaluate
-    from training.loop import ENV_IDS, evaluation_seed
+    from training.loop import evaluation_seed
+    from training.tasks import TASKS
 
-    agent = AGENT_CLASSES[settings.task].load(result.run_dir / "final")
+    agent = AGENT_CLASSES[settings.agent].load(result.run_dir / "final")
     seed = evaluation_seed(settings.seed, result.updates)
-    return evaluate(agent, ENV_IDS[settings.task], settings.eval_episodes, seed).mean
+    return evaluate(agent, TASKS[settings.agent].env_id, settings.eval_episodes, seed).mean
 
 
 # --- the driver ------------------------------------------------------------------------------
@@ -341,7 +341,7 @@ def _TrialPrinter(keys: list[str]) -> Any:  # noqa: N802 - builds a Tune callbac
             if metrics.get("solved"):
                 outcome = (
                     f"solved in {metrics['train_seconds']:.1f} s, "
-                    f"{int(metrics['useful_steps']):,} steps"
+                    f"{int(metrics['env_steps']):,} steps"
                 )
             else:
                 outcome = f"{metrics.get('stop_reason', 'no result')}"
@@ -372,7 +372,7 @@ def _trial_row(index: int, result: Any, keys: list[str], out: Path) -> dict[str,
         "solved": solved,
         "stop_reason": metrics.get("stop_reason"),
         "time_to_solve": metrics["train_seconds"] if solved else None,
-        "steps_to_solve": int(metrics["useful_steps"]) if solved else None,
+        "steps_to_solve": int(metrics["env_steps"]) if solved else None,
         "episodes": int(metrics["episodes"]) if "episodes" in metrics else None,
         "train_seconds": metrics.get("train_seconds"),
         "trial_seconds": metrics.get("trial_seconds"),
@@ -573,9 +573,9 @@ def best_trial(summary: dict[str, Any]) -> dict[str, Any] | None:
 def promote_best(
     summary: dict[str, Any], out: Path, weights_dir: Path | None, overwrite: bool
 ) -> int:
-    """Ship the fastest solved trial through training.promote (which writes the record and
+    """Ship the fastest solved trial through tools.promote (which writes the record and
     refuses to replace weights unless ``overwrite``); 1 when there is nothing to ship."""
-    from training import promote
+    from tools import promote
 
     best = best_trial(summary)
     if best is None:
@@ -625,7 +625,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--promote",
         action="store_true",
         help="copy the fastest solved trial's agent and its record into --weights-dir "
-        "(training.promote)",
+        "(tools.promote)",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="with --promote: replace existing weights"
