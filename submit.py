@@ -26,14 +26,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from training.environment import set_quiet_environment
+from training.tasks import AGENT_NAMES, TASKS
+
+set_quiet_environment()
 
 REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = REPO_ROOT / "dist"
 DEFAULT_EPISODES = 20
 DEFAULT_SEED = 0
-#: Gymnasium's "solved" thresholds, the default bar a submission must clear.
-SOLVED_SCORES = {"cartpole": 475.0, "pendulum": 950.0}
 #: Our agents act in ~10-20 us; a p99 over this means a Keras call per step or worse.
 DEFAULT_MAX_P99_US = 500.0
 #: Inputs the NumPy pass is compared with Keras on: seeded, spread wider than real observations.
@@ -116,10 +117,13 @@ def static_check(kind: str, prefix: Path) -> tuple[Any, str, bool]:
 
 def keras_check(agent: Any) -> str:
     """Compare the agent's NumPy pass with Keras's own output for its file (Keras is fine here)."""
-    import keras
     import numpy as np
 
     from agents.numpy_forward import KERAS_TOLERANCE
+    from training.environment import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import keras
 
     batch = (
         np.random.default_rng(KERAS_CHECK_SEED)
@@ -208,7 +212,7 @@ def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
 
     kind = args.agent
     agent_class = AGENT_CLASSES[kind]
-    prefix = agent_prefix(args.weights or REPO_ROOT / "weights" / kind)
+    prefix = agent_prefix(args.weights or REPO_ROOT / TASKS[kind].weights_prefix)
     agent, detail, hashed = static_check(kind, prefix)
     checks.append({"name": "weights", "stage": "files", "ok": True, "detail": detail})
     checks.append({"name": "keras", "stage": "files", "ok": True, "detail": keras_check(agent)})
@@ -218,7 +222,7 @@ def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
         env_id=agent_class.env_id,
         episodes=args.episodes,
         seed=args.seed,
-        min_score=SOLVED_SCORES[kind] if args.min_score is None else args.min_score,
+        min_score=TASKS[kind].solve_score if args.min_score is None else args.min_score,
         max_p99_us=args.max_p99_us,
         max_steps=args.max_steps,
     )
@@ -270,7 +274,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Validate an agent the way the evaluator runs it, then bundle it.",
     )
-    parser.add_argument("--agent", choices=sorted(SOLVED_SCORES), help="which task's agent")
+    parser.add_argument("--agent", choices=AGENT_NAMES, help="which task's agent")
     parser.add_argument("--weights", type=Path, help="weights prefix (default weights/<agent>)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the zip goes")
     parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="scored episodes")

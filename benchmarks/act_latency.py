@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
@@ -33,6 +32,8 @@ import numpy as np
 from agents import AGENT_CLASSES
 from agents.agent_files import agent_paths
 from agents.evaluation import collect_observations
+from training.environment import import_tensorflow_quietly
+from training.tasks import TASKS
 
 DEFAULT_STEPS = 3000
 DEFAULT_COLD_RUNS = 5
@@ -115,6 +116,7 @@ def benchmark(kind: str, prefix: Path, steps: int) -> tuple[LatencyRow, LatencyR
     agent = AGENT_CLASSES[kind].load(prefix)
     observations = collect_observations(agent, agent.env_id, steps, OBSERVATION_SEED)
     ours = latency_row(kind, "ours (NumPy)", lambda o: agent.act(o, None), observations)
+    import_tensorflow_quietly()
     import keras
 
     model = keras.models.load_model(agent_paths(prefix)[0], compile=False, safe_mode=True)
@@ -128,7 +130,10 @@ def benchmark(kind: str, prefix: Path, steps: int) -> tuple[LatencyRow, LatencyR
 
 
 def cold_start(kind: str, prefix: Path, runs: int) -> dict[str, dict[str, float]]:
-    """Median cold-start timings of both paths, each run in a fresh Python process."""
+    """Median cold-start timings of both paths, each run in a fresh Python process.
+
+    Both paths' processes inherit this one's environment, so they start on equal terms.
+    """
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     medians = {}
     for path, script in (("ours", OURS_COLD), ("keras", KERAS_COLD)):
@@ -178,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--weights names one agent's files: pass exactly one --agent")
     results = []
     for kind in args.agent:
-        prefix = args.weights or REPO_ROOT / "weights" / kind
+        prefix = args.weights or REPO_ROOT / TASKS[kind].weights_prefix
         ours, course, disagreements = benchmark(kind, prefix, args.steps)
         results.append(
             {

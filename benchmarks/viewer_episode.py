@@ -26,6 +26,7 @@ import kymnasium
 import pygame
 
 from agents import AGENT_CLASSES
+from training.tasks import TASKS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN_MODULES = ("tensorflow", "keras")
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, help="cut the episode short (tests do)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a line")
     args = parser.parse_args(argv)
-    prefix = args.weights or REPO_ROOT / "weights" / args.agent
+    prefix = args.weights or REPO_ROOT / TASKS[args.agent].weights_prefix
     result = viewer_episode(args.agent, prefix, args.seed, args.max_steps)
     if args.json:
         print(json.dumps(result))

@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-
 import gymnasium as gym
 
 from agents import AGENT_CLASSES, AgentFileError
 from agents.evaluation import EvaluationResult, InvalidActionError, evaluate
+from training.environment import set_quiet_environment
+from training.tasks import TASKS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EPISODES = 100
@@ -85,9 +83,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    set_quiet_environment()  # headless: before MuJoCo loads or pygame opens a display
     args = parse_args(argv)
     agent_class = AGENT_CLASSES[args.agent]
-    prefix = args.weights or REPO_ROOT / "weights" / args.agent
+    prefix = args.weights or REPO_ROOT / TASKS[args.agent].weights_prefix
     filmed = args.record_episodes
 
     def film(env: gym.Env) -> gym.Env:

@@ -15,12 +15,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import warnings
 from pathlib import Path
-
-os.environ.setdefault("MUJOCO_GL", "egl")
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import gymnasium as gym
 import imageio.v2 as imageio
@@ -29,6 +25,8 @@ from PIL import Image, ImageDraw
 
 from agents import AGENT_CLASSES
 from agents.evaluation import evaluate
+from training.environment import set_quiet_environment
+from training.tasks import TASKS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VIDEO_FPS = 50
@@ -135,6 +133,7 @@ def write_strip(frames: np.ndarray, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    set_quiet_environment()  # headless: before MuJoCo loads or pygame opens a display
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--agent", required=True, choices=sorted(AGENT_CLASSES), help="task")
     parser.add_argument("--later", type=Path, help="weights prefix (default weights/<agent>)")
@@ -145,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gif", type=Path, help="also write a small side-by-side GIF here")
     parser.add_argument("--strip", type=Path, help="also write a PNG strip of the later agent")
     args = parser.parse_args(argv)
-    later = args.later or REPO_ROOT / "weights" / args.agent
+    later = args.later or REPO_ROOT / TASKS[args.agent].weights_prefix
     clips = []
     for name, prefix in (("early", args.early), ("later", later)):
         if prefix is None:
