@@ -208,6 +208,11 @@ def test_resume_from_the_command_line(tmp_path: Path) -> None:
     assert reinforce.main(["--resume", str(run), "--max-episodes", "6", "--no-progress-bar"]) == 0
     assert [int(r["episode"]) for r in read_rows(run)] == list(range(1, 7))
     assert json.loads((run / "settings.json").read_text())["max_episodes"] == 6
+    history = (run / "command.txt").read_text().splitlines()  # the extension is on record
+    assert (
+        history[1]
+        == f"python -m training.reinforce --resume {run} --max-episodes 6 --no-progress-bar"
+    )
     with pytest.raises(SystemExit):  # another script's run folder is refused
         reinforce_baseline.main(["--resume", str(run)])
 

@@ -43,6 +43,23 @@ STATE_FILE = "resume_state.npz"
 COUNTER_PREFIX = "counter/"
 
 
+def resume_problem(path: Path) -> str | None:
+    """Why the folder ``path`` cannot be resumed (as the end of a one-line error), or None."""
+    path = Path(path)
+    if not path.exists():
+        return "no such folder"
+    if not path.is_dir():
+        return "not a folder: give a run folder, such as runs/<script>-seed<seed>-<time>"
+    if not (path / "settings.json").is_file():
+        return "not a run folder (it has no settings.json)"
+    if not (path / STATE_FILE).is_file():
+        return (
+            f"the run has no resume state ({STATE_FILE}): it stopped before saving any; "
+            "start a new run"
+        )
+    return None
+
+
 class RunFolder:
     """One run's folder; every write is either append-only or atomic (temp file + rename)."""
 
@@ -117,6 +134,10 @@ class RunFolder:
     @property
     def final_prefix(self) -> Path:
         return self.path / "final"
+
+    @property
+    def state_path(self) -> Path:
+        return self.path / STATE_FILE
 
     def save_state(self, arrays: dict[str, np.ndarray], counters: dict[str, float]) -> None:
         payload = {**arrays, **{COUNTER_PREFIX + k: np.asarray(v) for k, v in counters.items()}}
