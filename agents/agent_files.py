@@ -15,7 +15,7 @@ import hashlib
 import io
 import os
 import pickle
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,21 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _new_temporary(folder: Path, stem: str, suffix: str) -> Path:
+    """Create an empty file with a fresh name in `folder`, its mode set by the umask.
+
+    `tempfile.mkstemp` would make it 0600, and the rename would carry that onto the agent's
+    files; an ordinary new file is what the user expects.
+    """
+    while True:
+        path = folder / f".{stem}.{secrets.token_hex(6)}.tmp{suffix}"
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
+
+
 def write_pair_atomically(
     prefix: str | os.PathLike[str],
     save_model: Callable[[Path], None],
@@ -145,11 +160,7 @@ def write_pair_atomically(
     temporaries: list[Path] = []
     try:
         for suffix in (MODEL_SUFFIX, CONFIG_SUFFIX):
-            handle, name = tempfile.mkstemp(
-                dir=model_path.parent, prefix=f".{model_path.stem}.", suffix=f".tmp{suffix}"
-            )
-            os.close(handle)
-            temporaries.append(Path(name))
+            temporaries.append(_new_temporary(model_path.parent, model_path.stem, suffix))
         tmp_model, tmp_config = temporaries
         save_model(tmp_model)
         config_bytes = dumps_config(make_config(sha256_of(tmp_model)))

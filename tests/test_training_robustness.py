@@ -501,11 +501,6 @@ def test_sigterm_saves_and_the_resumed_run_matches_a_straight_one(tmp_path) -> N
 
 
 # --- file modes ----------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="agents/agent_files.py write_pair_atomically writes through tempfile.mkstemp "
-    "(mode 0600); the fix lands with the agents rewrite",
-)
 def test_weight_files_honour_the_umask(tmp_path) -> None:
     from conftest import cartpole_model
 
