@@ -38,7 +38,7 @@ def test_evaluate_command_json_matches_the_shared_evaluate(tmp_path: Path) -> No
     agent = CartPoleAgent(cartpole_model(), seed=2)
     agent.save(prefix)
     completed = run_module(
-        "training.evaluate",
+        "tools.evaluate",
         "--agent",
         "cartpole",
         "--weights",
@@ -61,7 +61,7 @@ def test_evaluate_command_json_matches_the_shared_evaluate(tmp_path: Path) -> No
 
 def test_evaluate_command_records_videos(pendulum_prefix: Path, tmp_path: Path) -> None:
     completed = run_module(
-        "training.evaluate",
+        "tools.evaluate",
         "--agent",
         "pendulum",
         "--weights",
@@ -81,7 +81,7 @@ def test_evaluate_command_records_videos(pendulum_prefix: Path, tmp_path: Path) 
 
 
 def test_evaluate_command_records_only_scored_episodes(pendulum_prefix: Path, tmp_path: Path):
-    completed = run_module("training.evaluate", "--agent", "pendulum", "--weights",
+    completed = run_module("tools.evaluate", "--agent", "pendulum", "--weights",
                            pendulum_prefix, "--episodes", "1", "--record", tmp_path / "v",
                            "--record-episodes", "2")
     assert completed.returncode == 2
@@ -91,7 +91,7 @@ def test_evaluate_command_records_only_scored_episodes(pendulum_prefix: Path, tm
 
 def test_evaluate_command_reports_bad_weights(tmp_path: Path) -> None:
     completed = run_module(
-        "training.evaluate", "--agent", "cartpole", "--weights", tmp_path / "missing"
+        "tools.evaluate", "--agent", "cartpole", "--weights", tmp_path / "missing"
     )
     assert completed.returncode == 1
     assert "missing.config: config file not found" in completed.stderr
@@ -104,7 +104,7 @@ def test_videos_are_recorded_headless_and_side_by_side(
     InvertedPendulumAgent(pendulum_model(seed=5), seed=2).save(early)
     out = tmp_path / "videos"
     completed = run_module(
-        "training.videos",
+        "tools.videos",
         "--agent",
         "pendulum",
         "--early",
@@ -140,7 +140,7 @@ def test_recording_happens_in_process_without_tensorflow(tmp_path: Path) -> None
     prefix = tmp_path / "cartpole"
     CartPoleAgent(cartpole_model(), seed=2).save(prefix)
     script = (
-        "import sys; from training import evaluate; "
+        "import sys; from tools import evaluate; "
         f"code = evaluate.main(['--agent', 'cartpole', '--weights', {str(prefix)!r}, "
         f"'--episodes', '1', '--max-steps', '30', '--record', {str(tmp_path / 'v')!r}]); "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'tensorflow', 'keras'})); "

@@ -1,7 +1,7 @@
 """Videos of agents on a machine without a screen: one per agent, and early-vs-later side by side.
 
-    python -m training.videos --agent pendulum --early weights/early/pendulum --out videos/
-    python -m training.videos --agent cartpole --early weights/early/cartpole \
+    python -m tools.videos --agent pendulum --early weights/early/pendulum --out videos/
+    python -m tools.videos --agent cartpole --early weights/early/cartpole \
         --gif docs/cartpole.gif --strip docs/cartpole_strip.png
 
 Each agent plays one seeded greedy episode (through `Agent.load` and `act`) that `RecordVideo`

@@ -1,8 +1,8 @@
 """Score a saved agent with seeded greedy episodes, as the evaluator would run it.
 
-    python -m training.evaluate --agent pendulum --episodes 100 --seed 0
-    python -m training.evaluate --agent pendulum --max-steps 500 --json
-    python -m training.evaluate --agent cartpole --weights runs/x/final --record videos/
+    python -m tools.evaluate --agent pendulum --episodes 100 --seed 0
+    python -m tools.evaluate --agent pendulum --max-steps 500 --json
+    python -m tools.evaluate --agent cartpole --weights runs/x/final --record videos/
 
 Episode i is reset with seed `seed + i`; the agent is loaded through `Agent.load` and driven
 one `act(observation, info)` per step. An action outside the action space stops the run with
