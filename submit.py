@@ -90,7 +90,7 @@ class CheckFailedError(Exception):
         self.check, self.detail = check, detail
 
 
-def static_check(kind: str, prefix: Path) -> tuple[Any, str, bool]:
+def static_check(agent_name: str, prefix: Path) -> tuple[Any, str, bool]:
     """Load the pair in this process (safe loaders only) before anything else runs.
 
     Returns the agent, a line for the report, and whether the files carry a hash (course
@@ -98,7 +98,7 @@ def static_check(kind: str, prefix: Path) -> tuple[Any, str, bool]:
     """
     from agents import AGENT_CLASSES, AgentFileError, UncheckedFilesWarning
 
-    agent_class = AGENT_CLASSES[kind]
+    agent_class = AGENT_CLASSES[agent_name]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UncheckedFilesWarning)
         try:
@@ -210,31 +210,31 @@ def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
         write_reproducible_zip,
     )
 
-    kind = args.agent
-    agent_class = AGENT_CLASSES[kind]
-    prefix = agent_prefix(args.weights or REPO_ROOT / TASKS[kind].weights_prefix)
-    agent, detail, hashed = static_check(kind, prefix)
+    agent_name = args.agent
+    agent_class = AGENT_CLASSES[agent_name]
+    prefix = agent_prefix(args.weights or REPO_ROOT / TASKS[agent_name].weights_prefix)
+    agent, detail, hashed = static_check(agent_name, prefix)
     checks.append({"name": "weights", "stage": "files", "ok": True, "detail": detail})
     checks.append({"name": "keras", "stage": "files", "ok": True, "detail": keras_check(agent)})
     settings = ProbeSettings(
         agent_class=f"agents:{agent_class.__name__}",
-        weights=kind,
+        weights=agent_name,
         env_id=agent_class.env_id,
         episodes=args.episodes,
         seed=args.seed,
-        min_score=TASKS[kind].solve_score if args.min_score is None else args.min_score,
+        min_score=TASKS[agent_name].solve_score if args.min_score is None else args.min_score,
         max_p99_us=args.max_p99_us,
         max_steps=args.max_steps,
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"{kind}.zip"
+    target = args.out / f"{agent_name}.zip"
     with tempfile.TemporaryDirectory(prefix="submit-stage-") as folder:
         model_path, config_path = agent_paths(prefix)
         if not hashed:  # the loaded agent writes its model's bytes back beside a hashed config
-            model_path, config_path = agent_paths(Path(folder) / "hashed" / kind)
+            model_path, config_path = agent_paths(Path(folder) / "hashed" / agent_name)
             agent.save(model_path.with_suffix(""))
         stage = Path(folder) / "bundle"
-        weight_files = {f"{kind}.keras": model_path, f"{kind}.config": config_path}
+        weight_files = {f"{agent_name}.keras": model_path, f"{agent_name}.config": config_path}
         try:
             stage_bundle(stage, args.agents_dir, weight_files)
         except BundleError as error:
@@ -244,9 +244,9 @@ def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
         write_manifest(
             stage,
             {
-                "agent": kind,
+                "agent": agent_name,
                 "agent_class": settings.agent_class,
-                "weights": kind,
+                "weights": agent_name,
                 "env_id": settings.env_id,
                 "versions": library_versions(),
                 "runtime_requirements": runtime_requirements(),
@@ -257,7 +257,9 @@ def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
                 },
             },
         )
-        handle, temporary_name = tempfile.mkstemp(dir=args.out, prefix=f".{kind}.", suffix=".zip")
+        handle, temporary_name = tempfile.mkstemp(
+            dir=args.out, prefix=f".{agent_name}.", suffix=".zip"
+        )
         os.close(handle)
         temporary = Path(temporary_name)
         try:

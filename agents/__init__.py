@@ -12,8 +12,8 @@ from agents.inverted_pendulum import InvertedPendulumAgent
 
 #: Agent classes by the short task name used on every command line.
 AGENT_CLASSES: dict[str, type[PolicyAgent]] = {
-    CartPoleAgent.kind: CartPoleAgent,
-    InvertedPendulumAgent.kind: InvertedPendulumAgent,
+    CartPoleAgent.agent: CartPoleAgent,
+    InvertedPendulumAgent.agent: InvertedPendulumAgent,
 }
 
 __all__ = [

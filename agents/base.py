@@ -95,8 +95,8 @@ class PolicyAgent(kymnasium.Agent):
     unchanged, and builds a Keras model only if `model` is asked for.
     """
 
-    #: Short task name written into the config; loading checks it.
-    kind: ClassVar[str]
+    #: The agent name used on every command line (--agent) and in the config; loading checks it.
+    agent: ClassVar[str]
     #: The gymnasium environment the agent is for.
     env_id: ClassVar[str]
     observation_shape: ClassVar[tuple[int, ...]] = (4,)
@@ -221,7 +221,7 @@ class PolicyAgent(kymnasium.Agent):
         return {
             "format": CONFIG_FORMAT,
             "format_version": CONFIG_FORMAT_VERSION,
-            "agent": self.kind,
+            "agent": self.agent,
             "agent_class": f"agents.{type(self).__name__}",
             "env_id": self.env_id,
             "seed": self.seed,
@@ -304,10 +304,10 @@ class PolicyAgent(kymnasium.Agent):
                 f"{source}: config format version {config.get('format_version')!r} is not "
                 f"supported (this package reads {CONFIG_FORMAT_VERSION})"
             )
-        if config.get("agent") != cls.kind:
+        if config.get("agent") != cls.agent:
             raise AgentFileError(
                 f"{source}: these files are for the {config.get('agent')!r} task "
-                f"({config.get('env_id')}), not {cls.kind!r} ({cls.env_id}): load them with "
+                f"({config.get('env_id')}), not {cls.agent!r} ({cls.env_id}): load them with "
                 f"{config.get('agent_class', 'the other agent class')}"
             )
         expected = {

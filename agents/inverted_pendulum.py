@@ -21,7 +21,7 @@ class InvertedPendulumAgent(PolicyAgent):
     head. The course's pendulum agent saves no config, so a lone `.keras` file loads too.
     """
 
-    kind: ClassVar[str] = "pendulum"
+    agent: ClassVar[str] = "pendulum"
     env_id: ClassVar[str] = "InvertedPendulum-v5"
     config_optional: ClassVar[bool] = True
 

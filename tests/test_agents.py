@@ -39,7 +39,7 @@ def make_agent(agent_class: type, build_model, seed: int = 3, hidden: int = 16):
 def test_agents_are_kymnasium_agents(agent_class, build_model) -> None:
     assert issubclass(agent_class, kymnasium.Agent)
     assert isinstance(make_agent(agent_class, build_model), kymnasium.Agent)
-    assert AGENT_CLASSES[agent_class.kind] is agent_class
+    assert AGENT_CLASSES[agent_class.agent] is agent_class
 
 
 @pytest.mark.parametrize(
