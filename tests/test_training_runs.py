@@ -63,7 +63,7 @@ def test_videos_of_a_run_compare_its_first_and_last_checkpoints(tmp_path: Path) 
     for seed, stem in enumerate(("199", "599", "999")):
         InvertedPendulumAgent(pendulum_model(seed=seed)).save(run / "checkpoints" / stem)
     completed = subprocess.run(
-        [sys.executable, "-m", "training.videos", "--run", str(run), "--max-steps", "5",
+        [sys.executable, "-m", "tools.videos", "--run", str(run), "--max-steps", "5",
          "--out", str(tmp_path / "videos")],
         capture_output=True, text=True, check=False, cwd=REPO_ROOT,
     )
@@ -77,7 +77,7 @@ def test_videos_of_a_run_compare_its_first_and_last_checkpoints(tmp_path: Path) 
 def test_videos_of_a_run_without_two_checkpoints_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "settings.json").write_text(json.dumps({"agent": "pendulum"}))
     completed = subprocess.run(
-        [sys.executable, "-m", "training.videos", "--run", str(tmp_path)],
+        [sys.executable, "-m", "tools.videos", "--run", str(tmp_path)],
         capture_output=True, text=True, check=False, cwd=REPO_ROOT,
     )
     assert completed.returncode == 2
