@@ -28,6 +28,7 @@ from agents import AGENT_CLASSES  # noqa: E402 - after the environment is set
 from agents.agent_files import agent_paths, sha256_of  # noqa: E402
 from agents.base import library_versions  # noqa: E402
 from agents.evaluation import evaluate  # noqa: E402
+from training.runs import checkpoints_of  # noqa: E402
 from training.tasks import TASKS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -86,12 +87,12 @@ def promote_run(
     target = weights_dir / agent_name
     if agent_paths(target)[0].exists() and not overwrite:
         raise PromotionError(f"{target}.keras exists: pass --overwrite to replace it")
-    checkpoints = sorted((run_dir / "checkpoints").glob("episode_*.keras"))
+    checkpoints = checkpoints_of(run_dir)  # (episodes, prefix), oldest first, either naming
     _copy_pair(run_dir / "final", target)
     early = None
     if checkpoints:
         early = weights_dir / "early" / agent_name
-        _copy_pair(checkpoints[0].with_suffix(""), early)
+        _copy_pair(checkpoints[0][1], early)
     curve = None
     if (run_dir / "learning_curve.png").is_file():
         docs_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +133,7 @@ def promote_run(
         "training_evaluations": summary.get("evaluations", []),
         "evaluation": evaluate_shipped(agent_name, target),
         "early_checkpoint": shown(early),
-        "early_checkpoint_episode": int(checkpoints[0].stem.split("_")[1]) if checkpoints else None,
+        "early_checkpoint_episode": checkpoints[0][0] if checkpoints else None,
         "learning_curve": shown(curve),
         "source_run": run_dir.name,
     }
