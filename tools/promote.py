@@ -24,15 +24,15 @@ from training.environment import set_quiet_environment
 
 set_quiet_environment()
 
-from agents import AGENT_CLASSES  # noqa: E402 - after the environment is set
+from agents import AGENT_CLASSES, AgentFileError  # noqa: E402 - after the environment is set
 from agents.agent_files import agent_paths, sha256_of  # noqa: E402
 from agents.base import library_versions  # noqa: E402
 from agents.evaluation import evaluate  # noqa: E402
 from tools.command import (  # noqa: E402
+    WEIGHTS_FIX,
     CommandError,
     check_output_folders,
     command_parser,
-    load_agent,
     run_command,
 )
 from training.runs import checkpoints_of  # noqa: E402
@@ -95,7 +95,10 @@ def promote_run(
     summary = json.loads((run_dir / "summary.json").read_text())
     agent_name = settings["agent"]
     agent_class = AGENT_CLASSES[agent_name]
-    load_agent(agent_name, run_dir / "final", "RUN_DIR")  # a broken or foreign pair: refused
+    try:  # a broken or foreign pair is refused before anything is copied
+        agent_class.load(run_dir / "final")
+    except AgentFileError as error:
+        raise PromotionError(f"RUN_DIR {run_dir}: {error}; {WEIGHTS_FIX}") from error
     target = weights_dir / agent_name
     if agent_paths(target)[0].exists() and not overwrite:
         raise PromotionError(f"{target}.keras exists: pass --overwrite to replace it")
