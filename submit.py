@@ -349,13 +349,13 @@ def check_paths(args: argparse.Namespace) -> None:
             )
         return
     target = bundle_path(args.out, args.agent)
-    flag = f"--out {args.out}"
     if problem := output_folder_problem("--out", target.parent):
         raise CommandError(problem, EXIT_USAGE)
     if target.exists() and not (target.is_file() and is_bundle(target)):
+        which = "" if target == args.out else f" {target}"
         raise CommandError(
-            f"{flag}: {target} exists and is not a bundle from this command, so it is not "
-            "replaced; move it away or choose another --out",
+            f"--out {args.out}:{which} exists and is not a bundle from this command, so it is "
+            "not replaced; move it away or choose another --out",
             EXIT_USAGE,
         )
 
