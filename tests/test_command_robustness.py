@@ -216,3 +216,14 @@ def test_a_killed_submit_leaves_files_the_next_run_removes(
     assert not any(path.exists() for path in left)
     assert all(path.exists() for path in kept)
     assert sorted(out.iterdir()) == sorted([out / "pendulum.zip", *kept[:1], kept[2]])
+
+
+def test_a_video_that_cannot_be_written_keeps_the_scores_and_is_one_line(tmp_path: Path) -> None:
+    prefix = tmp_path / "cartpole"
+    CartPoleAgent(cartpole_model(), seed=2).save(prefix)
+    videos = tmp_path / "v"
+    (videos / "cartpole-seed0-episode-0.mp4").mkdir(parents=True)  # a folder where the MP4 goes
+    completed = run("evaluate", "--agent", "cartpole", "--weights", prefix, "--episodes", "2",
+                    "--max-steps", "30", "--record", videos)  # fmt: skip
+    assert_one_line(completed, 4, f"--record {videos} failed", "Is a directory")
+    assert "greedy episodes, seeds 0..1" in completed.stdout and "  mean " in completed.stdout

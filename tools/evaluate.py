@@ -98,8 +98,10 @@ def record(args: argparse.Namespace, prefix: Path, scored: EvaluationResult) -> 
     agent_class = AGENT_CLASSES[args.agent]
 
     def film(env: gym.Env) -> gym.Env:
-        # Several runs may share one folder on purpose; gymnasium would warn each time.
+        # Several runs may share one folder on purpose; gymnasium would warn each time. A
+        # failed recording is reported once, not again when the wrapper is collected.
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos.*")
+        warnings.filterwarnings("ignore", message=".*Unable to save last video.*")
         return VideoPerSeed(
             env,
             str(args.record),
@@ -152,9 +154,11 @@ def evaluate_and_record(args: argparse.Namespace) -> int:
     except Exception as error:  # reported on its own line, after the scores: nothing is lost
         if args.debug:
             raise
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
+        reason = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
         print(
             f"evaluate: error: recording to --record {args.record} failed "
-            f"({type(error).__name__}: {error}); the scores above stand; fix the cause and run "
+            f"({type(error).__name__}: {reason}); the scores above stand; fix the cause and run "
             "again with --record",
             file=sys.stderr,
         )
