@@ -195,7 +195,7 @@ def test_a_killed_submit_leaves_files_the_next_run_removes(
 ) -> None:
     out = tmp_path / "dist"
     process = start_submit(pendulum_weights, out, temporary_folder)
-    wait_for(process, out, ".pendulum.*.zip")  # the zip is being verified
+    wait_for(process, temporary_folder, "submit-verify-*")  # the zip is being verified
     os.killpg(process.pid, signal.SIGKILL)
     process.communicate()
     left = sorted(out.iterdir()) + sorted(temporary_folder.iterdir())
