@@ -11,15 +11,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from submission.probe import ProbeSettings
 
 MANIFEST_NAME = "manifest.json"
 BUNDLE_FORMAT = "kymnasium-policy-bundle"
@@ -34,32 +39,104 @@ MAX_BUNDLE_BYTES = 256 << 20
 PROBE_SCRIPT = Path(__file__).with_name("probe.py")
 #: How long one probe (a fresh Python with TensorFlow, then the episodes) may take.
 PROBE_TIMEOUT_SECONDS = 900
+#: Temporary files and folders carry the owning process id: `submit-{kind}-{pid}-XXXXXXXX` in
+#: the temporary folder, `.{agent}.{pid}.XXXXXXXX.zip` beside the bundle (older versions wrote
+#: them without the pid). A later run removes those whose process is gone.
+LEFTOVER_FOLDER = re.compile(r"submit-(?:stage|verify|probe)-(?:(\d+)-)?[a-z0-9_]{8}")
+LEFTOVER_ZIP = r"\.(?:{agents})\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.zip"
+#: Older than this, a leftover goes even if its process id is in use again: a run takes
+#: at most two probes and a few seconds around them.
+STALE_AFTER_SECONDS = 4 * PROBE_TIMEOUT_SECONDS
 
 
 class BundleError(ValueError):
     """A bundle could not be built, or a zip is not a sound bundle."""
 
 
-@dataclass(frozen=True)
-class ProbeSettings:
-    """What the fresh-process probe loads and how strictly it judges it."""
+def temporary_folder(kind: str) -> tempfile.TemporaryDirectory:
+    """A temporary folder named so that a later run can tell it is ours and whose it was."""
+    return tempfile.TemporaryDirectory(prefix=f"submit-{kind}-{os.getpid()}-")
 
-    agent_class: str
-    weights: str
-    env_id: str
-    episodes: int
-    seed: int
-    min_score: float
-    max_p99_us: float
-    max_steps: int | None = None
+
+def temporary_zip(folder: Path, agent: str) -> Path:
+    """An empty hidden file beside the final bundle, to write the zip into before renaming."""
+    handle, name = tempfile.mkstemp(dir=folder, prefix=f".{agent}.{os.getpid()}.", suffix=".zip")
+    os.close(handle)
+    return Path(name)
+
+
+def _process_is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def _is_leftover(path: Path, pattern: re.Pattern[str], now: float) -> bool:
+    match = pattern.fullmatch(path.name)
+    if match is None:
+        return False
+    pid = match.group(1)
+    if pid is not None and int(pid) != os.getpid() and _process_is_gone(int(pid)):
+        return True
+    try:
+        return now - path.lstat().st_mtime > STALE_AFTER_SECONDS
+    except OSError:
+        return False
+
+
+def remove_leftovers(bundle_folders: Iterable[Path], agents: Iterable[str]) -> list[Path]:
+    """Remove what killed runs left behind: temporary zips of `agents` in `bundle_folders` and
+    `submit-*` folders in the temporary folder, whose process is gone or that are stale.
+
+    A concurrent run's files (its process is alive, its files fresh) are left alone, and so is
+    anything that cannot be removed (another user's). Returns what was removed."""
+    now = time.time()
+    candidates = [(Path(tempfile.gettempdir()), LEFTOVER_FOLDER)]
+    zips = re.compile(LEFTOVER_ZIP.format(agents="|".join(map(re.escape, agents))))
+    candidates += [(Path(folder), zips) for folder in bundle_folders]
+    removed = []
+    for folder, pattern in candidates:
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for path in entries:
+            if not _is_leftover(path, pattern, now):
+                continue
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError:
+                continue
+            removed.append(path)
+    return removed
+
+
+def is_bundle(path: Path) -> bool:
+    """Whether `path` is a zip this command wrote (its manifest has the bundle format)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            manifest = json.loads(archive.read(MANIFEST_NAME))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == BUNDLE_FORMAT
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def stage_bundle(stage: Path, agents_dir: Path, weights_prefix: Path, weights_name: str) -> None:
-    """Copy the agents package source (no caches) and the weight pair into `stage`."""
+def stage_bundle(stage: Path, agents_dir: Path, weight_files: dict[str, Path]) -> None:
+    """Copy the agents package source (no caches) and the weight files into `stage`.
+
+    `weight_files` maps each file's name in the bundle to the file to copy there.
+    """
     if not (agents_dir / "__init__.py").is_file():
         raise BundleError(f"{agents_dir}: not a Python package (no __init__.py)")
     for source in sorted(agents_dir.rglob("*.py")):
@@ -69,9 +146,8 @@ def stage_bundle(stage: Path, agents_dir: Path, weights_prefix: Path, weights_na
         target = stage / "agents" / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
-    for suffix in (".keras", ".config"):
-        source = weights_prefix.with_name(weights_prefix.name + suffix)
-        shutil.copyfile(source, stage / f"{weights_name}{suffix}")
+    for name, source in weight_files.items():
+        shutil.copyfile(source, stage / name)
 
 
 def file_hashes(root: Path) -> dict[str, str]:
@@ -189,34 +265,19 @@ def check_extracted(root: Path, names: list[str]) -> dict[str, Any]:
 
 def run_probe(bundle: Path, settings: ProbeSettings) -> dict[str, Any]:
     """Run `probe.py` in a fresh, isolated Python from an empty folder; return its report."""
-    with tempfile.TemporaryDirectory(prefix="submit-probe-") as empty:
-        result_path = Path(empty) / "result.json"
+    with temporary_folder("probe") as folder:
+        empty, request_path = Path(folder) / "cwd", Path(folder) / "request.json"
+        empty.mkdir()
+        result_path = Path(folder) / "result.json"
+        request = {"bundle": str(bundle.resolve()), "result": str(result_path), **asdict(settings)}
+        request_path.write_text(json.dumps(request, indent=2))
         command = [
             sys.executable,
             "-I",  # isolated: no script folder, PYTHONPATH or user site on the import path
             "-B",  # write no __pycache__ into the bundle being checked
             str(PROBE_SCRIPT),
-            "--bundle",
-            str(bundle.resolve()),
-            "--agent-class",
-            settings.agent_class,
-            "--weights",
-            settings.weights,
-            "--env-id",
-            settings.env_id,
-            "--episodes",
-            str(settings.episodes),
-            "--seed",
-            str(settings.seed),
-            "--min-score",
-            str(settings.min_score),
-            "--max-p99-us",
-            str(settings.max_p99_us),
-            "--result",
-            str(result_path),
+            str(request_path),
         ]
-        if settings.max_steps is not None:
-            command += ["--max-steps", str(settings.max_steps)]
         environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         environment.setdefault("MUJOCO_GL", "egl")
         environment.setdefault("SDL_VIDEODRIVER", "dummy")

@@ -88,7 +88,7 @@ def test_script_writes_every_output(script, tmp_path: Path, capsys) -> None:
 
     env = gym.make(env_id)
     observation, info = env.reset(seed=0)
-    for name in ("episode_000002", "episode_000004"):
+    for name in ("1", "3"):  # the course's names: zero-based index of the last episode
         agent = agent_class.load(run / "checkpoints" / name)
         assert env.action_space.contains(agent.act(observation, info))
     assert env.action_space.contains(agent_class.load(run / "final").act(observation, info))
@@ -155,6 +155,16 @@ def test_flags_override_the_preset() -> None:
     assert command.settings.stop == "solved"  # the rest of the fast preset stays
 
 
+def test_bootstrap_truncated_without_a_critic_is_a_usage_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        reinforce.main(["--bootstrap-truncated"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--bootstrap-truncated" in line and "--baseline" in line
+    flags = ["--bootstrap-truncated", "--baseline"]
+    assert parse_command(reinforce.ReinforceSettings, flags).settings.bootstrap_truncated
+
+
 def settings_for(tmp_path: Path, **overrides):
     values = {
         "max_episodes": 6,
@@ -208,6 +218,11 @@ def test_resume_from_the_command_line(tmp_path: Path) -> None:
     assert reinforce.main(["--resume", str(run), "--max-episodes", "6", "--no-progress-bar"]) == 0
     assert [int(r["episode"]) for r in read_rows(run)] == list(range(1, 7))
     assert json.loads((run / "settings.json").read_text())["max_episodes"] == 6
+    history = (run / "command.txt").read_text().splitlines()  # the extension is on record
+    assert (
+        history[1]
+        == f"python -m training.reinforce --resume {run} --max-episodes 6 --no-progress-bar"
+    )
     with pytest.raises(SystemExit):  # another script's run folder is refused
         reinforce_baseline.main(["--resume", str(run)])
 

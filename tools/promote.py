@@ -24,10 +24,18 @@ from training.environment import set_quiet_environment
 
 set_quiet_environment()
 
-from agents import AGENT_CLASSES  # noqa: E402 - after the environment is set
+from agents import AGENT_CLASSES, AgentFileError  # noqa: E402 - after the environment is set
 from agents.agent_files import agent_paths, sha256_of  # noqa: E402
 from agents.base import library_versions  # noqa: E402
 from agents.evaluation import evaluate  # noqa: E402
+from tools.command import (  # noqa: E402
+    WEIGHTS_FIX,
+    CommandError,
+    check_output_folders,
+    command_parser,
+    run_command,
+)
+from training.runs import checkpoints_of  # noqa: E402
 from training.tasks import TASKS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +45,7 @@ EVALUATION_EPISODES = 100
 EVALUATION_SEED = 0
 
 
-class PromotionError(RuntimeError):
+class PromotionError(CommandError):
     """The run cannot be shipped (missing files, or weights would be overwritten)."""
 
 
@@ -76,26 +84,34 @@ def promote_run(
     run_dir = Path(run_dir)
     needed = [run_dir / name for name in ("settings.json", "summary.json", "command.txt")]
     needed += list(agent_paths(run_dir / "final"))
+    if not run_dir.is_dir():
+        raise PromotionError(f"RUN_DIR {run_dir}: no such folder; pass a training run's folder")
     if missing := [str(path) for path in needed if not path.is_file()]:
-        raise PromotionError(f"{run_dir}: not a finished run, missing {missing}")
+        raise PromotionError(
+            f"RUN_DIR {run_dir}: not a finished run, missing {missing}; finish it with "
+            "--resume (or pass a run whose training ended)"
+        )
     settings = json.loads((run_dir / "settings.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
-    kind = settings["agent"]
-    agent_class = AGENT_CLASSES[kind]
-    agent_class.load(run_dir / "final")  # refuses a broken or foreign pair before anything
-    target = weights_dir / kind
+    agent_name = settings["agent"]
+    agent_class = AGENT_CLASSES[agent_name]
+    try:  # a broken or foreign pair is refused before anything is copied
+        agent_class.load(run_dir / "final")
+    except AgentFileError as error:
+        raise PromotionError(f"RUN_DIR {run_dir}: {error}; {WEIGHTS_FIX}") from error
+    target = weights_dir / agent_name
     if agent_paths(target)[0].exists() and not overwrite:
         raise PromotionError(f"{target}.keras exists: pass --overwrite to replace it")
-    checkpoints = sorted((run_dir / "checkpoints").glob("episode_*.keras"))
+    checkpoints = checkpoints_of(run_dir)  # (episodes, prefix), oldest first, either naming
     _copy_pair(run_dir / "final", target)
     early = None
     if checkpoints:
-        early = weights_dir / "early" / kind
-        _copy_pair(checkpoints[0].with_suffix(""), early)
+        early = weights_dir / "early" / agent_name
+        _copy_pair(checkpoints[0][1], early)
     curve = None
     if (run_dir / "learning_curve.png").is_file():
         docs_dir.mkdir(parents=True, exist_ok=True)
-        curve = docs_dir / f"{kind}_learning_curve.png"
+        curve = docs_dir / f"{agent_name}_learning_curve.png"
         shutil.copyfile(run_dir / "learning_curve.png", curve)
     commands = (run_dir / "command.txt").read_text().splitlines()
 
@@ -106,7 +122,7 @@ def promote_run(
         return str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)
 
     record = {
-        "agent": kind,
+        "agent": agent_name,
         "agent_class": f"agents.{agent_class.__name__}",
         "env_id": agent_class.env_id,
         "weights": shown(target),
@@ -130,18 +146,18 @@ def promote_run(
             )
         },
         "training_evaluations": summary.get("evaluations", []),
-        "evaluation": evaluate_shipped(kind, target),
+        "evaluation": evaluate_shipped(agent_name, target),
         "early_checkpoint": shown(early),
-        "early_checkpoint_episode": int(checkpoints[0].stem.split("_")[1]) if checkpoints else None,
+        "early_checkpoint_episode": checkpoints[0][0] if checkpoints else None,
         "learning_curve": shown(curve),
         "source_run": run_dir.name,
     }
-    (weights_dir / f"{kind}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (weights_dir / f"{agent_name}.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = command_parser("promote", __doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path, help="a finished run folder")
     parser.add_argument("--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR, help="target")
     parser.add_argument(
@@ -152,10 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing weights")
     args = parser.parse_args(argv)
-    try:
-        record = promote_run(args.run_dir, args.weights_dir, args.overwrite, args.docs_dir)
-    except PromotionError as error:
-        parser.exit(1, f"error: {error}\n")
+    return run_command("promote", lambda: promote(args), args.debug)
+
+
+def promote(args: argparse.Namespace) -> int:
+    check_output_folders({"--weights-dir": args.weights_dir, "--docs-dir": args.docs_dir})
+    record = promote_run(args.run_dir, args.weights_dir, args.overwrite, args.docs_dir)
     print(f"{record['agent']}: shipped {record['weights']} from {record['source_run']}")
     for cap, result in record["evaluation"].items():
         print(

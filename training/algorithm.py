@@ -159,6 +159,7 @@ class Learner:
         config = self.loss_settings
         values = None
         critic_loss = tf.constant(0.0)
+        critic_gradient_norm = tf.constant(0.0)
         if self.critic is not None:
             values = critic_values(self.critic, observations)  # V while acting
             # episodes cut by the time limit: G_t += gamma^(T-t) V(s_T) (zero discounts otherwise)
@@ -169,6 +170,8 @@ class Learner:
                     critic_loss = huber(returns, critic_values(self.critic, observations), mask)
                 variables = self.critic.trainable_variables
                 gradients = tape.gradient(critic_loss, variables)
+                # summed over the steps: one non-finite gradient makes it non-finite
+                critic_gradient_norm += tf.linalg.global_norm(gradients)
                 self.critic_optimizer.apply_gradients(zip(gradients, variables, strict=True))
         advantages = advantages_of(returns, values, mask, config.standardise)
         with tf.GradientTape() as tape:
@@ -184,8 +187,9 @@ class Learner:
             )
         variables = self.actor.trainable_variables
         gradients = tape.gradient(loss, variables)
+        actor_gradient_norm = tf.linalg.global_norm(gradients)
         self.actor_optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return loss, critic_loss, entropy
+        return loss, critic_loss, entropy, actor_gradient_norm, critic_gradient_norm
 
     def update(
         self,
@@ -197,7 +201,8 @@ class Learner:
         final_observations: np.ndarray | None = None,
         tail_discounts: np.ndarray | None = None,
     ) -> dict[str, float]:
-        """One update on a padded batch of episodes; returns the losses for logging.
+        """One update on a padded batch of episodes; returns the losses for logging and the
+        gradients' global norms (the training loop stops the run if any is not finite).
 
         ``tail_discounts`` (B, T) holds gamma^(T-t) for episodes whose return should be
         bootstrapped with V(final observation), zeros elsewhere (the default: no bootstrap).
@@ -205,7 +210,7 @@ class Learner:
         if final_observations is None or tail_discounts is None:
             final_observations = np.zeros((len(observations), observations.shape[-1]))
             tail_discounts = np.zeros_like(mask)
-        loss, critic_loss, entropy = self._update(
+        loss, critic_loss, entropy, actor_norm, critic_norm = self._update(
             tf.convert_to_tensor(observations, tf.float32),
             tf.convert_to_tensor(actions),
             tf.convert_to_tensor(returns, tf.float32),
@@ -218,6 +223,8 @@ class Learner:
             "actor_loss": float(loss),
             "critic_loss": float(critic_loss),
             "entropy": float(entropy),
+            "actor_gradient_norm": float(actor_norm),
+            "critic_gradient_norm": float(critic_norm / max(self.loss_settings.critic_steps, 1)),
         }
 
     # --- state for --resume (plain arrays, saved as .npz) ----------------------------------
@@ -278,16 +285,23 @@ class EpisodicPolicyGradient:
         self.envs = envs
         self.distribution = distribution_for(space)
         self.actor, self.exported = networks.build_policy(
-            observation_size, settings.actor_hidden, space, settings.seed
+            observation_size, settings.actor_hidden, space, settings.seed, settings.layer_seed_step
         )
         critic = (
-            networks.build_critic(observation_size, settings.critic_hidden, settings.seed + 100)
+            networks.build_critic(
+                observation_size,
+                settings.critic_hidden,
+                settings.seed + settings.critic_seed_offset,
+                settings.layer_seed_step,
+            )
             if settings.baseline
             else None
         )
         self.learner = Learner(settings, self.actor, critic, self.distribution)
         self.forward = networks.NumpyForward(self.actor)
-        self.policy = make_policy(self.forward, space)
+        self.policy = make_policy(
+            self.forward, space, learn_clipped=settings.learn_clipped_actions
+        )
         self._greedy = make_policy(self.forward, space, greedy=True)
 
     def greedy_policy(self):

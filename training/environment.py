@@ -51,12 +51,17 @@ def import_tensorflow_quietly() -> None:
     """Import TensorFlow and Keras without their start-up lines on stderr.
 
     TensorFlow's C++ side logs through absl before absl is initialised, which
-    ``TF_CPP_MIN_LOG_LEVEL`` does not reach (six lines on every start here). An import error
-    still raises as usual; only what the libraries write to stderr while loading is dropped.
+    ``TF_CPP_MIN_LOG_LEVEL`` does not reach (six lines on every start here). The devices are
+    listed in the same block: that is when a machine without a GPU logs "failed call to
+    cuInit" (an error-level line, shown under the Makefile's TF_CPP_MIN_LOG_LEVEL=2); listing
+    them does not start the runtime, so thread settings still apply. An import error still
+    raises as usual; only what the libraries write to stderr while loading is dropped.
     """
     if "tensorflow" in sys.modules:
         return
     set_quiet_environment()
     with _stderr_silenced_at_fd_level():
         import keras  # noqa: F401 - loading is the point
-        import tensorflow  # noqa: F401
+        import tensorflow
+
+        tensorflow.config.list_physical_devices()

@@ -8,11 +8,20 @@
 Every update draws its action noise and environment resets from a seed derived from (seed,
 update number), so a run is reproducible and a resumed run continues as an uninterrupted one
 would.
+
+Ctrl-C and SIGTERM end a run the same way: the updates done so far are saved (a checkpoint
+and the resume state cover every episode in progress.csv). A loss, gradient or weight that is
+no longer finite stops the run at once and keeps the last finite checkpoint. Exit statuses of
+the scripts: 0 the run ended by its stop rule or a budget; 1 an error outside the command line
+(e.g. a file that cannot be written); 2 a mistake on the command line; 3 diverged; 130 Ctrl-C;
+143 SIGTERM.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import shlex
 import signal
 import sys
@@ -26,13 +35,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from training.settings import TrainingSettings
+from training.settings import EXIT_USAGE, TrainingSettings, as_flag, field_metadata
 from training.tasks import TASKS
 
 #: Called after every update with Trainer.progress(); a sweep reports through it.
 UpdateCallback = Callable[[dict[str, Any]], None]
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse training resets
-EXIT_INTERRUPTED = 130  # the shell's convention for a run ended by Ctrl-C
+EXIT_FAILED = 1  # an error outside the command line, e.g. a file that cannot be written
+EXIT_DIVERGED = 3  # a loss, gradient or weight became NaN or infinite
+EXIT_INTERRUPTED = 130  # the shell's convention for a run ended by Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # and by SIGTERM (128 + SIGTERM): timeout, docker stop, job schedulers
+PROBES = 64  # observations the policy's outputs are checked on when an agent refuses it
+#: Stop reasons that leave no final agent (a stopped run resumes; diverged weights are dropped).
+UNFINISHED = frozenset({"interrupted", "terminated", "diverged"})
 #: Loss columns every progress row has (an algorithm may report more; progress() shows all).
 LOSS_COLUMNS = ("actor_loss", "critic_loss", "entropy")
 
@@ -82,10 +97,24 @@ class TrainingResult:
     running_reward: float
     solved: bool
     evaluations: list[dict[str, Any]] = field(default_factory=list)
+    #: Why the run diverged (stop reason "diverged"): the update, what and what to suspect.
+    divergence: str | None = None
 
     @property
     def steps_per_second(self) -> float:
         return self.env_steps / self.train_seconds if self.train_seconds > 0 else 0.0
+
+    @property
+    def saved_final(self) -> bool:
+        """Whether the run saved final.{keras,config}: not when stopped by a signal, nor when
+        it diverged."""
+        return self.stop_reason not in UNFINISHED
+
+    @property
+    def greedy_figure(self) -> tuple[str, float] | None:
+        """The latest greedy evaluation's figure (its name and value); when the run solved,
+        the agent's greedy mean that decided it."""
+        return evaluation_figure(self.evaluations[-1]) if self.evaluations else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,23 +129,109 @@ class TrainingResult:
             "running_reward": self.running_reward,
             "solved": self.solved,
             "evaluations": self.evaluations,
+            "divergence": self.divergence,
         }
 
 
+#: The figure an evaluation record holds, one per record, named for what it measured: the
+#: vectorised NumPy check's mean (or the upper bound it stopped at once the threshold was out
+#: of reach), then, if that passed, the mean of the agent's own ``act``.
+EVALUATION_FIGURES = (
+    "agent_greedy_mean",
+    "vectorised_greedy_mean",
+    "vectorised_greedy_upper_bound",
+)
+
+
+def evaluation_figure(record: dict[str, Any]) -> tuple[str, float]:
+    """The (name, value) of the one greedy figure of an evaluation record."""
+    (name,) = (name for name in EVALUATION_FIGURES if name in record)
+    return name, float(record[name])
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, which ends a run as Ctrl-C does (with its own exit status)."""
+
+
+class DivergenceError(Exception):
+    """Update ``update`` left a loss, the weights or the policy's outputs not finite."""
+
+    def __init__(self, problem: str, update: int) -> None:
+        super().__init__(problem)
+        self.update = update
+
+
+class TrainingError(Exception):
+    """A user's mistake found once training has started (one line, no traceback)."""
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 @contextlib.contextmanager
-def deferred_interrupt():
-    """Hold Ctrl-C until the block ends, so an update and its bookkeeping happen together."""
+def terminate_as_interrupt():
+    """Make SIGTERM raise :class:`Terminated` inside the block, so it saves like Ctrl-C."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received: list[object] = []
-    previous = signal.signal(signal.SIGINT, lambda *args: received.append(args))
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def deferred_interrupt(reraise: bool = True):
+    """Hold Ctrl-C and SIGTERM until the block ends, so an update and its bookkeeping (or the
+    final save) happen together; then raise the first of them (unless ``reraise`` is off)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {
+        number: signal.signal(number, lambda number, frame: received.append(number))
+        for number in STOP_SIGNALS
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if received and reraise:
+        raise Terminated if received[0] == signal.SIGTERM else KeyboardInterrupt
+
+
+def non_finite_figures(losses: dict[str, float]) -> str | None:
+    """Which of an update's figures (losses, gradient norms) are NaN or infinite, or None.
+    Checked after every update: it costs nothing."""
+    bad = [name for name, value in losses.items() if not math.isfinite(value)]
+    return ", ".join(f"{name} is {losses[name]}" for name in bad) or None
+
+
+def non_finite_arrays(arrays: dict[str, np.ndarray]) -> str | None:
+    """Which weights or optimiser slots are not finite, or None. Checked before anything is
+    saved (reading every array costs a few milliseconds, too much for every update)."""
+    bad = [name for name, array in arrays.items() if not np.isfinite(array).all()]
+    if not bad:
+        return None
+    return f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} not finite"
+
+
+def policy_outputs_finite(model: Any) -> bool:
+    """Whether ``model`` gives finite outputs on ordinary observations (standard normal, the
+    same spread the agents check at load)."""
+    import keras
+
+    size = model.inputs[0].shape[-1]
+    probes = np.random.default_rng(0).normal(scale=2.0, size=(PROBES, size)).astype(np.float32)
+    outputs = model(probes, training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return all(np.isfinite(keras.ops.convert_to_numpy(output)).all() for output in outputs)
 
 
 def evaluation_seed(seed: int, updates: int) -> int:
@@ -126,6 +241,13 @@ def evaluation_seed(seed: int, updates: int) -> int:
 
 def update_seed(seed: int, update: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([seed, update])
+
+
+def checkpoint_due(episodes: int, last_checkpoint: int, every: int) -> bool:
+    """Whether a run at ``episodes`` has passed a multiple of ``every`` since its last
+    checkpoint: with one episode per update, after episodes 200, 400, ... (the course's
+    ``(episode + 1) % 200 == 0`` with a zero-based episode)."""
+    return episodes // every > last_checkpoint // every
 
 
 # --- run state -------------------------------------------------------------------------------
@@ -154,7 +276,12 @@ class RunState:
         return self.wall_before + running
 
     def running_reward(self) -> float:
+        """Mean of the last ``running_window`` scores; with ``running_reward_from_zeros`` the
+        window starts full of zeros, as the course's ring buffer
+        (``buffer[episode % 30] = score; running = mean(buffer)``)."""
         window = list(self.scores)[-self.settings.running_window :]
+        if self.settings.running_reward_from_zeros:
+            return float(np.sum(window)) / self.settings.running_window
         return float(np.mean(window)) if window else 0.0
 
     def recent_scores(self, count: int) -> list[float]:
@@ -189,6 +316,8 @@ class RunState:
             **{name: getattr(self, name) for name in COUNTERS},
             "wall_time": self.wall_time(),
             "scores": np.asarray(self.scores, dtype=np.float64),
+            # a string array: the resume state loads without pickle
+            "evaluations": np.asarray(json.dumps(self.evaluations)),
         }
 
     def restore(self, counters: dict[str, Any]) -> None:
@@ -196,6 +325,8 @@ class RunState:
             setattr(self, name, int(counters[name]))
         self.wall_before = float(counters["wall_time"])
         self.scores.extend(float(s) for s in counters["scores"])
+        if "evaluations" in counters:
+            self.evaluations = json.loads(str(counters["evaluations"]))
 
 
 # --- the solve check -------------------------------------------------------------------------
@@ -215,6 +346,12 @@ class SolveCheck:
 
     def __call__(self, state: RunState, algorithm: Algorithm, make_agent: Callable) -> bool:
         settings = self.settings
+        earlier = [record for record in state.evaluations if record["update"] == state.updates]
+        if earlier:  # evaluated before an interruption: the same answer, not a second record
+            return any(
+                record.get("agent_greedy_mean", -math.inf) >= settings.solve_threshold
+                for record in earlier
+            )
         recent = state.recent_scores(settings.gate_episodes)
         if (
             state.updates == 0
@@ -235,21 +372,24 @@ class SolveCheck:
             self.max_episode_steps,
             seed,
         )
-        record: dict[str, Any] = {
+        figure = "vectorised_greedy_mean" if finished else "vectorised_greedy_upper_bound"
+        state.evaluations.append(self._record(state, figure, quick))
+        if not finished or quick < settings.solve_threshold:
+            return False
+        from agents.evaluation import evaluate
+
+        result = evaluate(make_agent(), self.env_id, settings.eval_episodes, seed)
+        state.evaluations.append(self._record(state, "agent_greedy_mean", result.mean))
+        return result.mean >= settings.solve_threshold
+
+    @staticmethod
+    def _record(state: RunState, figure: str, value: float) -> dict[str, Any]:
+        return {
             "update": state.updates,
             "episode": state.episodes,
             "wall_time": round(state.wall_time(), 3),
-            "numpy_mean" if finished else "numpy_bound": quick,
+            figure: float(value),
         }
-        solved = False
-        if finished and quick >= settings.solve_threshold:
-            from agents.evaluation import evaluate
-
-            result = evaluate(make_agent(), self.env_id, settings.eval_episodes, seed)
-            record["agent_mean"] = result.mean
-            solved = result.mean >= settings.solve_threshold
-        state.evaluations.append(record)
-        return solved
 
     def close(self) -> None:
         if self.envs is not None:
@@ -289,10 +429,17 @@ class Trainer:
             self.run = RunFolder.create(settings)
         else:
             self.run = RunFolder(resume)
+            try:
+                arrays, counters = self.run.load_state()
+                self.algorithm.load_state(arrays)
+                self.state.restore(counters)
+            except (OSError, ValueError, KeyError) as error:  # BadZipFile is a ValueError
+                reason = describe_error(error).split(". ")[0]
+                raise TrainingError(
+                    f"{self.run.state_path}: damaged or incomplete ({reason}); restore it from a "
+                    "backup or start a new run"
+                ) from error
             self.run.write_json("settings.json", settings.to_json())
-            arrays, counters = self.run.load_state()
-            self.algorithm.load_state(arrays)
-            self.state.restore(counters)
         self.run.open_progress(self.state.episodes)
         if command is not None:
             self.run.record_command(command)
@@ -307,14 +454,34 @@ class Trainer:
                 "run": self.run.path.name,
             }
         }
-        return self.agent_class(
-            self.algorithm.exported, seed=self.settings.seed, extra_config=extra
-        )
+        try:
+            return self.agent_class(
+                self.algorithm.exported, seed=self.settings.seed, extra_config=extra
+            )
+        except ValueError as error:
+            # Finite but huge weights pass the check after the update and overflow here.
+            if policy_outputs_finite(self.algorithm.exported):
+                raise
+            raise DivergenceError(
+                "the policy's outputs overflow on ordinary observations", self.state.updates
+            ) from error
+
+    def finite_state(self) -> dict[str, np.ndarray]:
+        """The algorithm's arrays for the resume state; DivergenceError if any is not finite
+        (so diverged weights are never saved)."""
+        arrays = self.algorithm.state()
+        if problem := non_finite_arrays(arrays):
+            raise DivergenceError(problem, self.state.updates)
+        return arrays
 
     def save_checkpoint(self) -> None:
-        self.agent().save(self.run.checkpoint_prefix(self.state.episodes))
+        arrays = self.finite_state()
+        self.agent().save(self._checkpoint_prefix(self.state.episodes))
         self.state.last_checkpoint = self.state.episodes
-        self.run.save_state(self.algorithm.state(), self.state.counters())
+        self.run.save_state(arrays, self.state.counters())
+
+    def _checkpoint_prefix(self, episodes: int) -> Path:
+        return self.run.checkpoint_prefix(episodes, self.settings.checkpoint_names)
 
     def train(self) -> TrainingResult:
         from tqdm import tqdm
@@ -329,26 +496,33 @@ class Trainer:
             dynamic_ncols=True,
             file=sys.stderr,
         )
-        stop_reason = self._stop_reason()
+        divergence = None
         try:
-            while stop_reason is None:
-                episodes_before = state.episodes
-                losses = self._one_update()
-                bar.update(state.episodes - episodes_before)
-                bar.set_postfix(
-                    running=f"{state.running_reward():.1f}",
-                    actor=f"{losses.get('actor_loss', 0.0):.3g}",
-                    critic=f"{losses.get('critic_loss', 0.0):.3g}",
-                    refresh=False,
-                )
+            with terminate_as_interrupt():
                 stop_reason = self._stop_reason()
-                if self.on_update is not None:
-                    self.on_update(self.progress(losses))
+                while stop_reason is None:
+                    episodes_before = state.episodes
+                    losses = self._one_update()
+                    bar.update(state.episodes - episodes_before)
+                    bar.set_postfix(
+                        running=f"{state.running_reward():.1f}",
+                        actor=f"{losses.get('actor_loss', 0.0):.3g}",
+                        critic=f"{losses.get('critic_loss', 0.0):.3g}",
+                        refresh=False,
+                    )
+                    stop_reason = self._stop_reason()
+                    if self.on_update is not None:
+                        self.on_update(self.progress(losses))
+        except Terminated:
+            stop_reason = "terminated"
         except KeyboardInterrupt:
             stop_reason = "interrupted"
+        except DivergenceError as error:
+            stop_reason, divergence = "diverged", self._divergence(error)
         finally:
             bar.close()
-        return self._finish(stop_reason)
+        with deferred_interrupt(reraise=False):  # a second signal must not cut the save short
+            return self._finish(stop_reason, divergence)
 
     def progress(self, losses: dict[str, float]) -> dict[str, Any]:
         """What an observer (a sweep, a dashboard) sees after each update."""
@@ -360,7 +534,7 @@ class Trainer:
             "env_steps": state.env_steps,
             "wall_time": state.wall_time(),
             "running_reward": state.running_reward(),
-            "greedy_score": latest.get("agent_mean", latest.get("numpy_mean")),
+            "greedy_score": latest.get("agent_greedy_mean", latest.get("vectorised_greedy_mean")),
             **losses,
         }
 
@@ -369,12 +543,16 @@ class Trainer:
         sequence = update_seed(settings.seed, state.updates)
         rng = np.random.default_rng(sequence)
         reset_seed = int(sequence.generate_state(1)[0])
-        experience = self.algorithm.collect(rng, reset_seed)
+        # A diverging policy overflows in the rollouts first; the check after the update
+        # reports it once, in one line, instead of NumPy warning at every overflow.
+        with np.errstate(over="ignore", invalid="ignore"):
+            experience = self.algorithm.collect(rng, reset_seed)
         with deferred_interrupt():
             outcome = self.algorithm.learn(experience)
+            if problem := non_finite_figures(outcome.losses):
+                raise DivergenceError(problem, state.updates + 1)
             self.run.append_progress(state.record(outcome))
-            every = settings.checkpoint_every
-            if state.episodes // every > state.last_checkpoint // every:
+            if checkpoint_due(state.episodes, state.last_checkpoint, settings.checkpoint_every):
                 self.save_checkpoint()
         return outcome.losses
 
@@ -396,22 +574,49 @@ class Trainer:
             return "max_seconds"
         return None
 
-    def _finish(self, stop_reason: str) -> TrainingResult:
+    def _divergence(self, error: DivergenceError) -> str:
+        """One line: which update diverged, what, what was kept and which settings to suspect."""
         settings, state = self.settings, self.state
-        train_seconds = state.wall_time()
-        checkpoint = self.run.checkpoint_prefix(state.episodes).with_suffix(".keras")
+        kept = (
+            f"kept the last finite checkpoint {self._checkpoint_prefix(state.last_checkpoint)}"
+            if state.last_checkpoint
+            else "no checkpoint was saved before it"
+        )
+        suspects = ", ".join(
+            as_flag(name, getattr(settings, name))
+            for name in settings.DIVERGENCE_SUSPECTS
+            if not settings.unmet(field_metadata(name, type(settings)).get("needs"))
+        )
+        return (
+            f"diverged at update {error.update} (after episode {state.episodes}): "
+            f"{error}; {kept}; suspect {suspects} (try a smaller learning rate or clipnorm)"
+        )
+
+    def _save_last(self, stop_reason: str) -> None:
+        """The checkpoint and resume state at the last update, and the final agent."""
+        state = self.state
+        checkpoint = self._checkpoint_prefix(state.episodes).with_suffix(".keras")
         if state.last_checkpoint != state.episodes or not checkpoint.exists():
             self.save_checkpoint()
         else:
-            self.run.save_state(self.algorithm.state(), state.counters())
-        if stop_reason != "interrupted":
+            self.run.save_state(self.finite_state(), state.counters())
+        if stop_reason not in UNFINISHED:
             self.agent().save(self.run.final_prefix)
+
+    def _finish(self, stop_reason: str, divergence: str | None = None) -> TrainingResult:
+        settings, state = self.settings, self.state
+        train_seconds = state.wall_time()
+        if stop_reason != "diverged":  # diverged weights are never saved
+            try:
+                self._save_last(stop_reason)
+            except DivergenceError as error:
+                stop_reason, divergence = "diverged", self._divergence(error)
         self.run.close()
         self.run.plot_learning_curve(
             f"{settings.SCRIPT} ({settings.agent}, seed {settings.seed})",
-            settings.solve_threshold
-            if settings.stop == "solved"
-            else settings.target_running_reward,
+            settings.target_running_reward
+            if settings.stop == "running_reward"
+            else settings.solve_threshold,
         )
         result = TrainingResult(
             self.run.path,
@@ -424,6 +629,7 @@ class Trainer:
             state.running_reward(),
             stop_reason == "solved",
             state.evaluations,
+            divergence,
         )
         self.run.write_json("summary.json", result.to_json())
         self.envs.close()
@@ -446,20 +652,72 @@ def train(
 
 
 def run_script(settings_class: type[TrainingSettings], argv: list[str] | None = None) -> int:
-    """What each script's ``main`` does: parse the command line, train, print the outcome.
+    """What each script's ``main`` does: parse the command line, train, print the outcome in
+    one line, and return the exit status (see the module docstring).
 
-    Returns 0 when the run ended by its stop rule or budget, 130 after Ctrl-C (the last
-    checkpoint and resume state are saved either way)."""
+    A user's mistake is one line on stderr (a traceback only with ``--debug``); Ctrl-C and
+    SIGTERM save the run, which ``--resume`` continues."""
     from training.settings import parse_command
 
+    name = settings_class.SCRIPT
     command = parse_command(settings_class, argv)
     words = sys.argv[1:] if argv is None else argv
-    line = shlex.join(["python", "-m", f"training.{settings_class.SCRIPT}", *words])
-    result = train(command.settings, command.resume, command=line)
+    line = shlex.join(["python", "-m", f"training.{name}", *words])
+    try:
+        with terminate_as_interrupt():
+            if command.resume is None and (problem := runs_dir_problem(command.settings)):
+                print(f"{name}: error: {problem}", file=sys.stderr)
+                return EXIT_USAGE
+            result = train(command.settings, command.resume, command=line)
+    except KeyboardInterrupt as stop:  # before the first update: there is nothing to save
+        signal_name = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+        print(f"{name}: stopped by {signal_name} before training started", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+    except (OSError, TrainingError) as error:
+        if command.debug:
+            raise
+        print(f"{name}: error: {describe_error(error)}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.stop_reason == "diverged":
+        print(f"{name}: error: {result.divergence}; run folder {result.run_dir}", file=sys.stderr)
+        return EXIT_DIVERGED
+    if result.stop_reason in ("interrupted", "terminated"):
+        signal_name = "SIGTERM" if result.stop_reason == "terminated" else "Ctrl-C"
+        print(
+            f"{name}: stopped by {signal_name} after {result.episodes} episodes; saved a "
+            f"checkpoint and the resume state; continue with: python -m training.{name} "
+            f"--resume {shlex.quote(str(result.run_dir))}"
+        )
+        return EXIT_TERMINATED if result.stop_reason == "terminated" else EXIT_INTERRUPTED
+    greedy = ""
+    if result.greedy_figure is not None:
+        figure, value = result.greedy_figure
+        episodes = command.settings.eval_episodes
+        greedy = f", {figure.replace('_', ' ')} {value:.1f} over {episodes} episodes"
     print(
-        f"{settings_class.SCRIPT}: {result.stop_reason} after {result.episodes} episodes, "
+        f"{name}: {result.stop_reason} after {result.episodes} episodes, "
         f"{result.updates} updates, {result.train_seconds:.1f} s of training "
-        f"({result.steps_per_second:,.0f} env steps/s), running reward "
+        f"({result.steps_per_second:,.0f} env steps/s){greedy}, running reward "
         f"{result.running_reward:.1f}; run folder {result.run_dir}"
     )
-    return EXIT_INTERRUPTED if result.stop_reason == "interrupted" else 0
+    return 0
+
+
+def runs_dir_problem(settings: TrainingSettings) -> str | None:
+    """Why the folder for new runs cannot be created (checked before TensorFlow loads)."""
+    try:
+        Path(settings.runs_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return (
+            f"--runs-dir {settings.runs_dir}: cannot create it ({error.strerror}); "
+            "pick a folder you can write to"
+        )
+    return None
+
+
+def describe_error(error: BaseException) -> str:
+    """An error as one line: an OSError's path and reason, otherwise its message."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror}"
+    return str(error)

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from training import presets
-from training.settings import TrainingSettings, setting
+from training.settings import (
+    COUNT,
+    POSITIVE,
+    Bounds,
+    SettingError,
+    TrainingSettings,
+    setting,
+)
 from training.tasks import AGENT_NAMES
 
 ACTIVATION_CHOICES = ("tanh", "relu")
@@ -30,38 +37,66 @@ class PPOSettings(TrainingSettings):
     SCRIPT: ClassVar[str] = "ppo"
     DEFAULT_PRESET: ClassVar[str] = "fast"
     PRESET_HELP: ClassVar[str] = (
-        "fast: the settings that solve fastest here; zoo: the RL Zoo's tuned PPO"
+        "fast: the settings that solve fastest here; zoo: the RL Zoo's tuned PPO for the "
+        "task [default: fast]"
+    )
+    DIVERGENCE_SUSPECTS: ClassVar[tuple[str, ...]] = (
+        "learning_rate",
+        "max_grad_norm",
+        "clip_range",
+        "gamma",
+        "entropy_coef",
+        "value_coef",
+        "reward_scale",
     )
 
     agent: str = setting("cartpole", "which task's agent: cartpole or pendulum", AGENT_NAMES)
     actor_hidden: tuple[int, ...] = presets.PPO_HIDDEN
     critic_hidden: tuple[int, ...] = presets.PPO_HIDDEN
+    layer_seed_step: int = presets.FAST_LAYER_SEED_STEP
+    critic_seed_offset: int = presets.FAST_CRITIC_SEED_OFFSET
     rollout_steps: int = setting(
-        presets.PPO_ROLLOUT_STEPS, "steps each environment takes per update"
+        presets.PPO_ROLLOUT_STEPS, "steps each environment takes per update", bounds=COUNT
     )
-    epochs: int = setting(presets.PPO_EPOCHS, "passes over each rollout in shuffled minibatches")
+    epochs: int = setting(
+        presets.PPO_EPOCHS, "passes over each rollout in shuffled minibatches", bounds=COUNT
+    )
     minibatch_size: int = setting(
         presets.PPO_MINIBATCH_SIZE,
         "samples per gradient step (capped at num_envs * rollout_steps, which it must divide)",
+        bounds=COUNT,
     )
     gae_lambda: float = setting(
-        presets.PPO_GAE_LAMBDA, "GAE lambda: 0 gives one-step TD errors, 1 Monte-Carlo returns"
+        presets.PPO_GAE_LAMBDA,
+        "GAE lambda: 0 gives one-step TD errors, 1 Monte-Carlo returns",
+        bounds=Bounds(at_least=0, at_most=1),
     )
     clip_range: float = setting(
-        presets.PPO_CLIP_RANGE, "probability ratios beyond 1 +/- this earn the surrogate nothing"
+        presets.PPO_CLIP_RANGE,
+        "probability ratios beyond 1 +/- this earn the surrogate nothing",
+        bounds=POSITIVE,
     )
     learning_rate: float = setting(
-        presets.PPO_LEARNING_RATE, "Adam learning rate (one Adam for actor, critic and log-std)"
+        presets.PPO_LEARNING_RATE,
+        "Adam learning rate (one Adam for actor, critic and log-std)",
+        bounds=POSITIVE,
     )
     linear_decay: bool = setting(
         False, "decay learning rate and clip range linearly to 0 at decay_env_steps"
     )
     decay_env_steps: int = setting(
-        1_000_000, "environment steps at which linear_decay reaches 0 (the Zoo's n_timesteps)"
+        1_000_000,
+        "environment steps at which linear_decay reaches 0 (the Zoo's n_timesteps)",
+        bounds=COUNT,
+        needs={"linear_decay": True},
     )
-    value_coef: float = setting(presets.PPO_VALUE_COEF, "weight of the critic's squared error")
+    value_coef: float = setting(
+        presets.PPO_VALUE_COEF, "weight of the critic's squared error", bounds=POSITIVE
+    )
     max_grad_norm: float = setting(
-        presets.PPO_MAX_GRAD_NORM, "cap on the global norm of all gradients together"
+        presets.PPO_MAX_GRAD_NORM,
+        "cap on the global norm of all gradients together",
+        bounds=POSITIVE,
     )
     normalise_advantages: bool = setting(True, "standardise advantages within each minibatch")
     normalise_observations: bool = setting(
@@ -71,7 +106,9 @@ class PPOSettings(TrainingSettings):
         False, "divide rewards by the running std of the discounted return (as VecNormalize)"
     )
     reward_scale: float = setting(
-        1.0, "rewards are multiplied by this for the advantages and the critic's targets"
+        1.0,
+        "rewards are multiplied by this for the advantages and the critic's targets",
+        bounds=POSITIVE,
     )
     activation: str = setting("tanh", "hidden layers' activation", ACTIVATION_CHOICES)
     log_std_init: float = setting(
@@ -85,20 +122,24 @@ class PPOSettings(TrainingSettings):
     baseline: bool = setting(True, "PPO always learns a critic", cli=False)
     bootstrap_truncated: bool = setting(True, "PPO's GAE always bootstraps", cli=False)
     critic_steps: int = setting(1, "unused by PPO", cli=False)
+    learn_clipped_actions: bool = setting(
+        False, "PPO scores the unclipped sample (the unbiased estimator)", cli=False
+    )
     standardise: str = setting("none", "unused by PPO", cli=False)
     discount_weighting: bool = setting(False, "unused by PPO", cli=False)
     batch_reduction: str = setting("mean", "unused by PPO", cli=False)
+    running_reward_from_zeros: bool = setting(
+        False, "the running reward is the mean of the episodes seen so far", cli=False
+    )
+    checkpoint_names: str = setting("episode", "checkpoints are named by episodes", cli=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("rollout_steps", "epochs", "minibatch_size", "decay_env_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
         samples = self.num_envs * self.rollout_steps
         if samples % min(self.minibatch_size, samples):
-            raise ValueError(
-                f"minibatch_size {self.minibatch_size} must divide num_envs * rollout_steps "
-                f"= {samples}"
+            raise SettingError(
+                "minibatch_size",
+                f"must divide num_envs * rollout_steps = {samples}, got {self.minibatch_size}",
             )
 
     @classmethod

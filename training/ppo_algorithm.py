@@ -281,6 +281,7 @@ class PPO:
             networks.POLICY_OUTPUT_GAIN,
             settings.seed,
             "policy_mean" if self.continuous else "policy_logits",
+            settings.layer_seed_step,
         )
         critic = networks.build_orthogonal_mlp(
             observation_size,
@@ -288,8 +289,9 @@ class PPO:
             1,
             settings.activation,
             networks.VALUE_OUTPUT_GAIN,
-            settings.seed + 100,
+            settings.seed + settings.critic_seed_offset,
             "critic",
+            settings.layer_seed_step,
         )
         log_std = None
         if self.continuous:

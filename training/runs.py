@@ -5,7 +5,9 @@ Layout of ``runs/<script>-seed<seed>-<timestamp>/``::
     settings.json            the resolved settings
     command.txt              the command line that started the run (one line per resume)
     progress.csv             one row per training episode (reward, length, losses, wall time)
-    checkpoints/episode_000200.{keras,config}   agent pairs the ``agents`` classes load
+    checkpoints/199.{keras,config}   agent pairs the ``agents`` classes load: the course's
+                             names (zero-based index of the last episode: 199, 399, ...) or
+                             episode_000200.{keras,config} (episodes trained)
     final.{keras,config}     the agent at the end of the run
     resume_state.npz         weights, optimiser state and counters for ``--resume`` (no pickle)
     learning_curve.png       reward per episode and running reward
@@ -17,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,63 @@ PROGRESS_COLUMNS = (
 MAX_SAME_SECOND_RUNS = 1000
 STATE_FILE = "resume_state.npz"
 COUNTER_PREFIX = "counter/"
+CHECKPOINT_FOLDER = "checkpoints"
+_COURSE_NAME = re.compile(r"\d+")
+_EPISODE_NAME = re.compile(r"episode_(\d+)")
+
+
+def checkpoint_name(episodes: int, naming: str) -> str:
+    """The file stem of the checkpoint taken after ``episodes`` episodes: ``199`` (the course's
+    zero-based episode index) or ``episode_000200`` (``naming``: the checkpoint_names setting)."""
+    return str(episodes - 1) if naming == "course" else f"episode_{episodes:06d}"
+
+
+def checkpoint_episodes(stem: str) -> int | None:
+    """Episodes trained at a checkpoint named ``stem`` (either naming); None for other files."""
+    if _COURSE_NAME.fullmatch(stem):
+        return int(stem) + 1
+    if match := _EPISODE_NAME.fullmatch(stem):
+        return int(match.group(1))
+    return None
+
+
+def checkpoints_of(run_dir: Path) -> list[tuple[int, Path]]:
+    """(episodes trained, prefix) of every complete checkpoint pair in a run, oldest first."""
+    found = []
+    for model in (Path(run_dir) / CHECKPOINT_FOLDER).glob("*.keras"):
+        episodes = checkpoint_episodes(model.stem)
+        if episodes is not None and model.with_suffix(".config").is_file():
+            found.append((episodes, model.with_suffix("")))
+    return sorted(found)
+
+
+def early_and_later(run_dir: Path) -> tuple[Path, Path]:
+    """The course's comparison for a run: its first checkpoint and its last (199 and 999 for
+    a full course run), as prefixes the agent classes load."""
+    found = checkpoints_of(run_dir)
+    if len(found) < 2:
+        raise ValueError(
+            f"{run_dir}: an early-vs-later comparison needs two checkpoints in "
+            f"{CHECKPOINT_FOLDER}/, found {len(found)}"
+        )
+    return found[0][1], found[-1][1]
+
+
+def resume_problem(path: Path) -> str | None:
+    """Why the folder ``path`` cannot be resumed (as the end of a one-line error), or None."""
+    path = Path(path)
+    if not path.exists():
+        return "no such folder"
+    if not path.is_dir():
+        return "not a folder: give a run folder, such as runs/<script>-seed<seed>-<time>"
+    if not (path / "settings.json").is_file():
+        return "not a run folder (it has no settings.json)"
+    if not (path / STATE_FILE).is_file():
+        return (
+            f"the run has no resume state ({STATE_FILE}): it stopped before saving any; "
+            "start a new run"
+        )
+    return None
 
 
 class RunFolder:
@@ -48,7 +108,7 @@ class RunFolder:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.checkpoints = self.path / "checkpoints"
+        self.checkpoints = self.path / CHECKPOINT_FOLDER
         self.progress_path = self.path / "progress.csv"
         self._progress_file = None
         self._writer: Any = None
@@ -111,12 +171,16 @@ class RunFolder:
             self._progress_file = None
 
     # --- agents and resume state -------------------------------------------------------------
-    def checkpoint_prefix(self, episodes: int) -> Path:
-        return self.checkpoints / f"episode_{episodes:06d}"
+    def checkpoint_prefix(self, episodes: int, naming: str) -> Path:
+        return self.checkpoints / checkpoint_name(episodes, naming)
 
     @property
     def final_prefix(self) -> Path:
         return self.path / "final"
+
+    @property
+    def state_path(self) -> Path:
+        return self.path / STATE_FILE
 
     def save_state(self, arrays: dict[str, np.ndarray], counters: dict[str, float]) -> None:
         payload = {**arrays, **{COUNTER_PREFIX + k: np.asarray(v) for k, v in counters.items()}}

@@ -227,9 +227,9 @@ def final_greedy_score(result: Any, settings: TrainingSettings) -> float:
     """The final agent's greedy mean over ``eval_episodes``: the solving evaluation's score
     when the run solved (it evaluated exactly this agent), else one evaluation now, so unsolved
     trials are compared on the same footing."""
-    if result.solved and result.evaluations and "agent_mean" in result.evaluations[-1]:
-        return float(result.evaluations[-1]["agent_mean"])
-    if result.stop_reason == "interrupted":
+    if result.solved and result.evaluations and "agent_greedy_mean" in result.evaluations[-1]:
+        return float(result.evaluations[-1]["agent_greedy_mean"])
+    if not result.saved_final:
         return math.nan
     from agents import AGENT_CLASSES
     from agents.evaluation import evaluate
