@@ -1,13 +1,20 @@
-"""Training speed: our fast presets against the course's per-step Keras loop, in one run.
+"""Training speed, measured side by side in one run: two comparisons, each as subprocesses.
 
-For each task it runs our fast preset as a subprocess for several seeds (wall time to solve,
-Python start-up and imports included, and environment steps per second of training), then the
-course's loop (SPEC section 3: one Keras call per environment step, one update per episode),
-reimplemented faithfully below, under a time cap. Solved means the greedy evaluation through
-the agent's ``act`` averages >= 475 (CartPole) / >= 950 (pendulum) over 20 episodes.
+- ``fast``: our fast presets of the course family against the course's own loop (one Keras
+  call per environment step, one update per episode), reimplemented faithfully below and run
+  under a time cap; reports wall time to solve and environment steps per second.
+- ``ppo``: ``training.ppo`` against Stable-Baselines3's PPO with the RL Zoo's settings
+  (``benchmarks/sb3_ppo.py``, run by the Python given with ``--sb3-python``: a separate virtual
+  environment with stable-baselines3, CPU torch and gymnasium[mujoco]). The two alternate seed
+  by seed so that both see the same machine load; reports wall time and env steps to solve.
 
-    python benchmarks/training_speed.py                      # both tasks, seeds 1 2 3, cap 60 s
-    python benchmarks/training_speed.py --task pendulum --seeds 42 --cap 30
+Wall time runs from the subprocess's start to its end, Python start-up and imports included.
+Solved means a greedy evaluation averages >= 475 (CartPole) / >= 950 (pendulum) over 20
+episodes.
+
+    python benchmarks/training_speed.py                  # both suites and agents, seeds 1 2 3
+    python benchmarks/training_speed.py --suite ppo --sb3-python /work/sb3-venv/bin/python
+    python benchmarks/training_speed.py --agent pendulum --seeds 42 --cap 30
 """
 
 from __future__ import annotations
@@ -23,11 +30,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TASKS = {
-    # task: (our script, env id, solved threshold, the course variant reimplemented below)
-    "cartpole": ("reinforce_normalised", "CartPole-v1", 475.0, "variant 4"),
-    "pendulum": ("gaussian_actor_critic", "InvertedPendulum-v5", 950.0, "variant 5"),
+sys.path.insert(0, str(ROOT))
+from training.tasks import TASKS  # noqa: E402 - the repository root first
+
+#: Per agent: our fast-preset script of the course family, and the course variant it faces.
+FAST_SCRIPTS = {
+    "cartpole": ("reinforce_normalised", "variant 4"),
+    "pendulum": ("gaussian_actor_critic", "variant 5"),
 }
+SB3_SCRIPT = ROOT / "benchmarks" / "sb3_ppo.py"
+SUITES = ("fast", "ppo")
 DEFAULT_SEEDS = (1, 2, 3)
 DEFAULT_CAP = 60.0
 GAMMA = 0.99
@@ -43,9 +55,9 @@ ENV = {
 
 
 # --- ours ----------------------------------------------------------------------------------
-def run_ours(task: str, seed: int, budget: float) -> dict:
-    """One fast-preset run as a subprocess; wall time measured from outside."""
-    script = TASKS[task][0]
+def run_ours(script: str, agent: str, seed: int, budget: float) -> dict:
+    """One run of ``training.<script>`` (its default preset) as a subprocess; wall time
+    measured from outside."""
     with tempfile.TemporaryDirectory() as runs:
         start = time.perf_counter()
         subprocess.run(
@@ -53,8 +65,7 @@ def run_ours(task: str, seed: int, budget: float) -> dict:
                 sys.executable,
                 "-m",
                 f"training.{script}",
-                "--preset",
-                "fast",
+                *(["--agent", agent] if script == "ppo" else ["--preset", "fast"]),
                 "--seed",
                 str(seed),
                 "--runs-dir",
@@ -76,10 +87,27 @@ def run_ours(task: str, seed: int, budget: float) -> dict:
         "seed": seed,
         "wall": wall,
         "solved": summary["solved"],
+        "env_steps": summary["env_steps"],
         "steps_per_second": summary["steps_per_second"],
         "train_seconds": summary["train_seconds"],
         "episodes": summary["episodes"],
     }
+
+
+def run_sb3(python: str, agent: str, seed: int) -> dict:
+    """One Stable-Baselines3 run (benchmarks/sb3_ppo.py) under ``python``, timed the same way."""
+    start = time.perf_counter()
+    output = subprocess.run(
+        [python, str(SB3_SCRIPT), "--agent", agent, "--seed", str(seed)],
+        cwd=ROOT,
+        env={key: value for key, value in ENV.items() if key != "PYTHONPATH"},
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    result["wall"] = time.perf_counter() - start
+    return result
 
 
 # --- the course's loop ---------------------------------------------------------------------
@@ -100,7 +128,7 @@ def course_worker(task: str, seed: int, cap: float) -> dict:
     from training import networks
 
     keras.utils.set_random_seed(seed)
-    env_id, threshold = TASKS[task][1], TASKS[task][2]
+    env_id, threshold = TASKS[task].env_id, TASKS[task].solve_score
     env = gym.make(env_id)
     pendulum = task == "pendulum"
     if pendulum:
@@ -206,7 +234,7 @@ def run_course(task: str, seed: int, cap: float) -> dict:
             sys.executable,
             __file__,
             "--course-worker",
-            "--task",
+            "--agent",
             task,
             "--seeds",
             str(seed),
@@ -229,9 +257,10 @@ def report(task: str, ours: list[dict], course: dict, cap: float) -> list[str]:
     wall = statistics.median(r["wall"] for r in ours)
     rate = statistics.median(r["steps_per_second"] for r in ours)
     solved = sum(r["solved"] for r in ours)
+    script, variant = FAST_SCRIPTS[task]
     lines = [
-        f"{task} ({TASKS[task][1]}), ours = training.{TASKS[task][0]} --preset fast, "
-        f"course = SPEC section 3 {TASKS[task][3]}"
+        f"{task} ({TASKS[task].env_id}), ours = training.{script} --preset fast, "
+        f"course = the course's {variant}"
     ]
     for r in ours:
         lines.append(
@@ -261,15 +290,49 @@ def report(task: str, ours: list[dict], course: dict, cap: float) -> list[str]:
     return lines
 
 
+def ppo_report(task: str, ours: list[dict], sb3: list[dict]) -> list[str]:
+    """Per-seed and median wall time and env steps to solve, ours against SB3, and the ratio."""
+    lines = [
+        f"{task} ({TASKS[task].env_id}), PPO: ours = training.ppo --agent {task}, "
+        f"SB3 = benchmarks/sb3_ppo.py (RL Zoo settings)"
+    ]
+    medians = {}
+    for name, runs in (("ours", ours), ("SB3", sb3)):
+        if not runs:
+            continue
+        for r in runs:
+            lines.append(
+                f"  {name:4s} seed {r['seed']}: {'solved' if r['solved'] else 'NOT solved'} "
+                f"in {r['wall']:.1f} s wall, {r['env_steps']:,} env steps"
+            )
+        medians[name] = statistics.median(r["wall"] for r in runs)
+        steps = statistics.median(r["env_steps"] for r in runs)
+        solved = sum(r["solved"] for r in runs)
+        lines.append(
+            f"  {name:4s} median: {medians[name]:.1f} s wall to solve, {steps:,.0f} env steps "
+            f"({solved}/{len(runs)} solved)"
+        )
+    if len(medians) == 2:
+        ratio = medians["SB3"] / medians["ours"]
+        lines.append(f"  ratio: ours solves {ratio:.2f}x faster than SB3 (median wall times)")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", choices=(*TASKS, "both"), default="both")
+    parser.add_argument("--agent", choices=(*TASKS, "both"), default="both")
+    parser.add_argument(
+        "--suite",
+        choices=(*SUITES, "all"),
+        default="all",
+        help="fast: fast presets vs the course loop; ppo: training.ppo vs SB3 [all]",
+    )
     parser.add_argument(
         "--seeds",
         type=int,
         nargs="+",
         default=list(DEFAULT_SEEDS),
-        help="seeds of our runs (median reported); the course loop uses the first",
+        help="seeds of our and SB3's runs (median reported); the course loop uses the first",
     )
     parser.add_argument(
         "--cap",
@@ -284,33 +347,52 @@ def main(argv: list[str] | None = None) -> int:
         help="training-time budget of each of our runs, seconds",
     )
     parser.add_argument("--skip-course", action="store_true", help="only time our presets")
+    parser.add_argument(
+        "--sb3-python",
+        metavar="PATH",
+        help="Python of a virtual environment with stable-baselines3, CPU torch and "
+        "gymnasium[mujoco]: also run SB3's PPO for the ppo suite",
+    )
     parser.add_argument("--course-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    tasks = list(TASKS) if args.task == "both" else [args.task]
+    tasks = list(TASKS) if args.agent == "both" else [args.agent]
     if args.course_worker:
         print(
             json.dumps({"seed": args.seeds[0], **course_worker(tasks[0], args.seeds[0], args.cap)})
         )
         return 0
+    if args.sb3_python and not Path(args.sb3_python).is_file():
+        parser.error(f"--sb3-python {args.sb3_python}: no such file")
+    suites = SUITES if args.suite == "all" else (args.suite,)
     lines = [f"training speed on {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}"]
     for task in tasks:
-        ours = []
-        for seed in args.seeds:
-            ours.append(run_ours(task, seed, args.budget))
-            print(f"{task} ours seed {seed}: {ours[-1]}", file=sys.stderr, flush=True)
-        if args.skip_course:
-            course = None
-        else:
-            course = run_course(task, args.seeds[0], args.cap)
-            print(f"{task} course: {course}", file=sys.stderr, flush=True)
-        if course is None:
-            wall = statistics.median(r["wall"] for r in ours)
-            rate = statistics.median(r["steps_per_second"] for r in ours)
-            lines.append(f"{task}: ours median {wall:.1f} s wall to solve, {rate:,.0f} steps/s")
-        else:
-            lines.extend(report(task, ours, course, args.cap))
+        if "fast" in suites:
+            lines.extend(fast_suite(task, args))
+        if "ppo" in suites:
+            ours, sb3 = [], []
+            for seed in args.seeds:  # alternate, so that both meet the same machine load
+                ours.append(run_ours("ppo", task, seed, args.budget))
+                print(f"{task} ppo seed {seed}: {ours[-1]}", file=sys.stderr, flush=True)
+                if args.sb3_python:
+                    sb3.append(run_sb3(args.sb3_python, task, seed))
+                    print(f"{task} sb3 seed {seed}: {sb3[-1]}", file=sys.stderr, flush=True)
+            lines.extend(ppo_report(task, ours, sb3))
     print("\n".join(lines))
     return 0
+
+
+def fast_suite(task: str, args: argparse.Namespace) -> list[str]:
+    ours = []
+    for seed in args.seeds:
+        ours.append(run_ours(FAST_SCRIPTS[task][0], task, seed, args.budget))
+        print(f"{task} ours seed {seed}: {ours[-1]}", file=sys.stderr, flush=True)
+    if args.skip_course:
+        wall = statistics.median(r["wall"] for r in ours)
+        rate = statistics.median(r["steps_per_second"] for r in ours)
+        return [f"{task}: ours median {wall:.1f} s wall to solve, {rate:,.0f} steps/s"]
+    course = run_course(task, args.seeds[0], args.cap)
+    print(f"{task} course: {course}", file=sys.stderr, flush=True)
+    return report(task, ours, course, args.cap)
 
 
 if __name__ == "__main__":

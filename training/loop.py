@@ -216,7 +216,11 @@ def non_finite_figures(losses: dict[str, float]) -> str | None:
 def non_finite_arrays(arrays: dict[str, np.ndarray]) -> str | None:
     """Which weights or optimiser slots are not finite, or None. Checked before anything is
     saved (reading every array costs a few milliseconds, too much for every update)."""
-    bad = [name for name, array in arrays.items() if not np.isfinite(array).all()]
+    bad = [
+        name
+        for name, array in arrays.items()
+        if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all()
+    ]
     if not bad:
         return None
     return f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} not finite"
@@ -262,7 +266,7 @@ class RunState:
         self.episodes = self.updates = self.env_steps = self.trained_steps = 0
         self.last_checkpoint = 0
         self.scores: deque[float] = deque(
-            maxlen=max(settings.running_window, settings.eval_episodes)
+            maxlen=max(settings.running_window, settings.gate_episodes)
         )
         self.evaluations: list[dict[str, Any]] = []
         self.wall_before = 0.0  # training time of earlier sessions of this run
@@ -352,11 +356,11 @@ class SolveCheck:
                 record.get("agent_greedy_mean", -math.inf) >= settings.solve_threshold
                 for record in earlier
             )
-        recent = state.recent_scores(settings.eval_episodes)
+        recent = state.recent_scores(settings.gate_episodes)
         if (
             state.updates == 0
             or state.updates % settings.eval_every
-            or len(recent) < settings.eval_episodes
+            or len(recent) < settings.gate_episodes
             or np.mean(recent) < settings.eval_gate
         ):
             return False

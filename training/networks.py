@@ -148,3 +148,60 @@ class NumpyForward:
 
     def __call__(self, observations: np.ndarray):
         return self._forward(np.asarray(observations, dtype=np.float32))
+
+
+#: PPO's initialisation (as in the PPO paper and Stable-Baselines3): orthogonal kernels with
+#: gain sqrt(2) in hidden layers, 0.01 on the policy's output (near-uniform first policy),
+#: 1 on the value output; zero biases.
+HIDDEN_GAIN = 2.0**0.5
+POLICY_OUTPUT_GAIN = 0.01
+VALUE_OUTPUT_GAIN = 1.0
+
+
+def build_orthogonal_mlp(
+    observation_size: int,
+    hidden: Sequence[int],
+    outputs: int,
+    activation: str,
+    output_gain: float,
+    seed: int,
+    name: str,
+) -> keras.Sequential:
+    """observation -> ``activation`` layers -> ``outputs`` linear units, orthogonally
+    initialised (PPO's actor: logits or the Gaussian mean; its critic: V(s))."""
+    layers = [
+        keras.layers.Dense(
+            units,
+            activation=activation,
+            name=f"hidden_{i}",
+            kernel_initializer=keras.initializers.Orthogonal(HIDDEN_GAIN, seed=seed + i),
+        )
+        for i, units in enumerate(hidden)
+    ]
+    layers.append(
+        keras.layers.Dense(
+            outputs,
+            name="output",
+            kernel_initializer=keras.initializers.Orthogonal(output_gain, seed=seed + len(hidden)),
+        )
+    )
+    return keras.Sequential([keras.Input((observation_size,)), *layers], name=name)
+
+
+class StateIndependentGaussianForward:
+    """NumPy (mean, log_std) for a policy whose mean is a model and whose log standard
+    deviation is one trainable vector, not a function of the state; ``refresh()`` after each
+    update, like :class:`NumpyForward`."""
+
+    def __init__(self, mean_model: keras.Model, log_std: keras.Variable) -> None:
+        self.mean = NumpyForward(mean_model)
+        self.log_std = log_std
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.mean.refresh()
+        self._log_std = np.asarray(self.log_std.numpy(), dtype=np.float32)
+
+    def __call__(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean = self.mean(observations)
+        return mean, np.broadcast_to(self._log_std, mean.shape)

@@ -95,6 +95,72 @@ GAUSSIAN_FAST: dict[str, Any] = {
     "checkpoint_every": 1000,
 }
 
+# --- PPO ---------------------------------------------------------------------------------------
+# PPO has no course version. Its presets differ by task, so a value may be a dict by agent;
+# PPOSettings.preset picks the agent's entry. "fast" (the default) is what solves fastest
+# here; "zoo" is the RL Zoo's tuned PPO for each task (rl-baselines3-zoo, hyperparams/ppo.yml;
+# the pendulum's entry was tuned on InvertedPendulum-v3, the same task).
+PPO_HIDDEN = (64, 64)
+#: The defaults of PPO's settings class: Stable-Baselines3's PPO defaults (the presets override
+#: them per task).
+PPO_ROLLOUT_STEPS = 2048
+PPO_EPOCHS = 10
+PPO_MINIBATCH_SIZE = 64
+PPO_GAE_LAMBDA = 0.95
+PPO_CLIP_RANGE = 0.2
+PPO_LEARNING_RATE = 3e-4
+PPO_VALUE_COEF = 0.5
+PPO_MAX_GRAD_NORM = 0.5
+PPO_LOG_STD_INIT = 0.0
+#: Runs stop when solved; these only cap a run that never gets there.
+PPO_MAX_ENV_STEPS = {"cartpole": 300_000, "pendulum": 200_000}
+PPO_SHARED: dict[str, Any] = {
+    "stop": "solved",
+    "solve_threshold": {name: task.solve_score for name, task in TASKS.items()},
+    "max_episodes": 1_000_000,
+    "max_env_steps": PPO_MAX_ENV_STEPS,
+    "checkpoint_every": 1000,
+}
+PPO_FAST: dict[str, Any] = {
+    **PPO_SHARED,
+    "num_envs": {"cartpole": 8, "pendulum": 2},
+    "rollout_steps": {"cartpole": 32, "pendulum": 64},
+    "epochs": 10,
+    "minibatch_size": {"cartpole": 64, "pendulum": 128},
+    "gamma": {"cartpole": 0.98, "pendulum": 0.99},
+    "gae_lambda": {"cartpole": 0.8, "pendulum": 0.95},
+    "learning_rate": {"cartpole": 1e-3, "pendulum": 3e-3},
+    "reward_scale": {"cartpole": 1.0, "pendulum": 0.1},
+    # When to try the greedy check. CartPole's is cheap (a native vector env), so it is tried
+    # early: the greedy policy often solves while sampled episodes still fail. The pendulum's
+    # costs up to a second, so it waits for sampled episodes at the bar.
+    "gate_episodes": {"cartpole": 5, "pendulum": 2},
+    "eval_gate": {"cartpole": 100.0, "pendulum": TASKS["pendulum"].solve_score},
+}
+PPO_ZOO: dict[str, Any] = {
+    **PPO_SHARED,
+    "num_envs": {"cartpole": 8, "pendulum": 1},
+    "rollout_steps": 32,
+    "epochs": {"cartpole": 20, "pendulum": 5},
+    # The pendulum's 64 exceeds its 32-sample rollouts: Stable-Baselines3 then takes one
+    # minibatch of 32, as the cap here does.
+    "minibatch_size": {"cartpole": 256, "pendulum": 64},
+    "gamma": {"cartpole": 0.98, "pendulum": 0.999},
+    "gae_lambda": {"cartpole": 0.8, "pendulum": 0.9},
+    "learning_rate": {"cartpole": 1e-3, "pendulum": 0.000222425},
+    "linear_decay": {"cartpole": True, "pendulum": False},
+    "decay_env_steps": {"cartpole": 100_000, "pendulum": 1_000_000},
+    "clip_range": {"cartpole": 0.2, "pendulum": 0.4},
+    "entropy_coef": {"cartpole": 0.0, "pendulum": 1.37976e-07},
+    "value_coef": {"cartpole": 0.5, "pendulum": 0.19816},
+    "max_grad_norm": {"cartpole": 0.5, "pendulum": 0.3},
+    # The pendulum's "normalize: true": VecNormalize's observation and reward statistics.
+    "normalise_observations": {"cartpole": False, "pendulum": True},
+    "normalise_rewards": {"cartpole": False, "pendulum": True},
+    "gate_episodes": 5,
+    "eval_gate": {name: task.solve_score for name, task in TASKS.items()},
+}
+
 #: Presets by script; "course" is each settings class's own defaults.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "reinforce": {"course": {}, "fast": REINFORCE_FAST},
@@ -102,4 +168,5 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "reinforce_baseline_lr": {"course": {}, "fast": BASELINE_FAST},
     "reinforce_normalised": {"course": {}, "fast": NORMALISED_FAST},
     "gaussian_actor_critic": {"course": {}, "fast": GAUSSIAN_FAST},
+    "ppo": {"fast": PPO_FAST, "zoo": PPO_ZOO},
 }

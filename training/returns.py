@@ -48,3 +48,73 @@ def standardise(values, mask=None, axis=None, epsilon: float = EPSILON):
     mean = ops.sum(values * mask, axis=axis, keepdims=True) / count
     variance = ops.sum(ops.square(values - mean) * mask, axis=axis, keepdims=True) / count
     return (values - mean) / (ops.sqrt(variance) + epsilon) * mask
+
+
+def gae_advantages(
+    rewards: np.ndarray,
+    values: np.ndarray,
+    next_values: np.ndarray,
+    terminated: np.ndarray,
+    ended: np.ndarray,
+    gamma: float,
+    gae_lambda: float,
+) -> np.ndarray:
+    """Generalised advantage estimates over a time-major rollout (T, ...) of fixed length.
+
+    ``next_values[t]`` is V of the observation step t returned. The one-step error is
+    ``delta_t = r_t + gamma * (1 - terminated_t) * next_values[t] - values[t]``: a step that
+    ended the episode by failing has no future, while a step cut by the time limit bootstraps
+    from its final observation's value, and so does the last step of a rollout that stops
+    mid-episode. ``A_t = delta_t + gamma * lambda * (1 - ended_t) * A_{t+1}``: the sum stops at
+    the end of an episode (terminated or truncated) and at the end of the rollout. The critic's
+    targets are ``A_t + values[t]``. Accumulates in float64.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    future = gamma * (1.0 - np.asarray(terminated, dtype=np.float64))
+    continues = gamma * gae_lambda * (1.0 - np.asarray(ended, dtype=np.float64))
+    deltas = rewards + future * next_values - np.asarray(values, dtype=np.float64)
+    advantages = np.zeros_like(deltas)
+    running = np.zeros(deltas.shape[1:])
+    for t in range(len(deltas) - 1, -1, -1):
+        running = deltas[t] + continues[t] * running
+        advantages[t] = running
+    return advantages
+
+
+class RunningMeanStd:
+    """Mean and variance of everything seen so far, updated batch by batch (Chan et al.'s
+    parallel algorithm), as Stable-Baselines3's ``VecNormalize`` keeps them: it starts at mean
+    0, variance 1 with a tiny count, so the first batch all but replaces it."""
+
+    def __init__(self, shape: tuple[int, ...] = (), count: float = 1e-4) -> None:
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.var = np.ones(shape, dtype=np.float64)
+        self.count = count
+
+    def update(self, batch: np.ndarray) -> None:
+        """Fold in a batch of samples (n, *shape)."""
+        batch = np.asarray(batch, dtype=np.float64)
+        if len(batch) == 0:
+            return
+        batch_mean, batch_var, batch_count = batch.mean(axis=0), batch.var(axis=0), len(batch)
+        total = self.count + batch_count
+        delta = batch_mean - self.mean
+        self.mean = self.mean + delta * batch_count / total
+        squares = self.var * self.count + batch_var * batch_count
+        self.var = (squares + np.square(delta) * self.count * batch_count / total) / total
+        self.count = total
+
+    def std(self, epsilon: float = EPSILON) -> np.ndarray:
+        return np.sqrt(self.var + epsilon)
+
+    def state(self, prefix: str) -> dict[str, np.ndarray]:
+        return {
+            f"{prefix}mean": self.mean.copy(),
+            f"{prefix}var": self.var.copy(),
+            f"{prefix}count": np.asarray(self.count),
+        }
+
+    def load_state(self, arrays: dict[str, np.ndarray], prefix: str) -> None:
+        self.mean = np.array(arrays[f"{prefix}mean"])
+        self.var = np.array(arrays[f"{prefix}var"])
+        self.count = float(arrays[f"{prefix}count"])

@@ -8,6 +8,7 @@ environment steps but are not learned from.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -213,3 +214,192 @@ def greedy_mean(
         if best.mean() < threshold:
             return float(best.mean()), False
     return float(totals.mean()), True
+
+
+@dataclass
+class Rollout:
+    """``steps`` consecutive steps of every environment, time-major (T, N, ...).
+
+    Gymnasium's next-step autoreset makes the step after an episode's end a reset step: its
+    action is ignored, its reward is 0 and it belongs to no episode, so ``valid`` is False
+    there and the loss skips it. ``observations`` has T + 1 entries: entry t + 1 is what step
+    t returned (after a time-limit truncation, the episode's final observation).
+    """
+
+    observations: np.ndarray  # (T + 1, N, obs) float32
+    actions: np.ndarray  # (T, N) int or (T, N, act) float32: the actions to learn from
+    rewards: np.ndarray  # (T, N) float32
+    terminated: np.ndarray  # (T, N) bool: the episode failed at this step
+    ended: np.ndarray  # (T, N) bool: failed or cut by the time limit
+    valid: np.ndarray  # (T, N) bool: False on autoreset steps
+    scores: np.ndarray  # (E,) float: total reward of each episode that ended in the rollout
+    lengths: np.ndarray  # (E,) int: their lengths
+
+    @property
+    def env_steps(self) -> int:
+        """Every environment step taken, autoreset steps included."""
+        return int(self.valid.size)
+
+    @property
+    def trained_steps(self) -> int:
+        """The steps the update learns from (autoreset steps excluded)."""
+        return int(self.valid.sum())
+
+
+class RolloutCollector:
+    """Fixed-length rollouts over vectorised environments whose episodes run on across
+    rollouts (PPO's way): the environments, the current observations, whether each
+    environment's next step is an autoreset step, and the running episode scores persist
+    between calls of :meth:`collect`. Call :meth:`reset` once before the first rollout."""
+
+    def __init__(self, envs: gym.vector.VectorEnv) -> None:
+        check_next_step_autoreset(envs)
+        self.envs = envs
+        self.started = False
+
+    def reset(self, reset_seed: int) -> None:
+        """Start fresh episodes in every environment."""
+        num_envs = self.envs.num_envs
+        self.observations, _ = self.envs.reset(seed=reset_seed)
+        self.resetting = np.zeros(num_envs, dtype=bool)  # the next step is an autoreset step
+        self.episode_scores = np.zeros(num_envs, dtype=np.float64)
+        self.episode_lengths = np.zeros(num_envs, dtype=np.int64)
+        self.started = True
+
+    def collect(self, policy: Policy, steps: int, rng: np.random.Generator) -> Rollout:
+        """Step every environment ``steps`` times under ``policy``."""
+        observation_log = [self.observations]
+        action_log, reward_log, terminated_log, ended_log, valid_log = [], [], [], [], []
+        scores: list[float] = []
+        lengths: list[int] = []
+        for _ in range(steps):
+            env_actions, learned_actions = policy(self.observations, rng)
+            observations, rewards, terminated, truncated, _ = self.envs.step(env_actions)
+            valid = ~self.resetting
+            ended = (terminated | truncated) & valid
+            self.episode_scores += np.where(valid, rewards, 0.0)
+            self.episode_lengths += valid
+            scores.extend(self.episode_scores[ended])
+            lengths.extend(self.episode_lengths[ended])
+            self.episode_scores[ended] = 0.0
+            self.episode_lengths[ended] = 0
+            observation_log.append(observations)
+            action_log.append(learned_actions)
+            reward_log.append(rewards)
+            terminated_log.append(terminated & valid)
+            ended_log.append(ended)
+            valid_log.append(valid)
+            self.resetting = ended
+            self.observations = observations
+        actions = np.asarray(action_log)
+        return Rollout(
+            np.asarray(observation_log, dtype=np.float32),
+            actions if actions.dtype.kind in "iu" else actions.astype(np.float32),
+            np.asarray(reward_log, dtype=np.float32),
+            np.asarray(terminated_log),
+            np.asarray(ended_log),
+            np.asarray(valid_log),
+            np.asarray(scores, dtype=np.float64),
+            np.asarray(lengths, dtype=np.int64),
+        )
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The episodes in flight (the collector's and the environments' side), as arrays."""
+        own = {
+            "observations": np.array(self.observations),
+            "resetting": self.resetting.copy(),
+            "episode_scores": self.episode_scores.copy(),
+            "episode_lengths": self.episode_lengths.copy(),
+        }
+        environments = environment_state(self.envs)
+        return {**own, **{f"env/{key}": value for key, value in environments.items()}}
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Continue the episodes :meth:`state` saved, exactly where they were."""
+        prefix = "env/"
+        restore_environment_state(
+            self.envs, {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+        )
+        self.observations = np.array(arrays["observations"])
+        self.resetting = np.array(arrays["resetting"])
+        self.episode_scores = np.array(arrays["episode_scores"])
+        self.episode_lengths = np.array(arrays["episode_lengths"])
+        self.started = True
+
+
+# --- environment state, for resuming runs whose episodes span updates -------------------------
+def _generator_state(generator: np.random.Generator) -> np.ndarray:
+    """A NumPy generator's state as a JSON string array (its integers exceed 64 bits)."""
+    return np.asarray(json.dumps(generator.bit_generator.state))
+
+
+def _set_generator_state(generator: np.random.Generator, state: np.ndarray) -> None:
+    generator.bit_generator.state = json.loads(str(state))
+
+
+def environment_state(envs: gym.vector.VectorEnv) -> dict[str, np.ndarray]:
+    """Everything that decides how ``envs`` continue, as plain arrays (npz, no pickle).
+
+    Supports the two kinds of vector env the tasks use: gymnasium's native CartPole vector
+    env, and a synchronous vector env of MuJoCo environments (MuJoCo's full integration
+    state, which makes the continuation exact). Anything else is refused.
+    """
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+    from gymnasium.vector import SyncVectorEnv
+
+    vector = envs.unwrapped
+    if isinstance(vector, CartPoleVectorEnv):
+        return {
+            "state": np.array(vector.state),
+            "steps": np.array(vector.steps),
+            "prev_done": np.array(vector.prev_done),
+            "rng": _generator_state(vector.np_random),
+        }
+    if isinstance(vector, SyncVectorEnv) and all(_is_mujoco(env) for env in vector.envs):
+        import mujoco
+
+        # MuJoCo's complete integration state: positions, velocities, controls, warm-start...
+        signature = mujoco.mjtState.mjSTATE_INTEGRATION
+        arrays: dict[str, np.ndarray] = {"autoreset": np.array(vector._autoreset_envs)}
+        for i, env in enumerate(vector.envs):
+            physics = env.unwrapped
+            state = np.empty(mujoco.mj_stateSize(physics.model, signature))
+            mujoco.mj_getState(physics.model, physics.data, state, signature)
+            arrays[f"{i}/physics"] = state
+            arrays[f"{i}/elapsed_steps"] = np.asarray(_time_limit(env)._elapsed_steps)
+            arrays[f"{i}/rng"] = _generator_state(physics.np_random)
+        return arrays
+    raise ValueError(f"cannot save the state of {vector} to resume it")
+
+
+def restore_environment_state(envs: gym.vector.VectorEnv, arrays: dict[str, np.ndarray]) -> None:
+    """Put ``envs`` (freshly made) back into the state :func:`environment_state` saved."""
+    import mujoco
+
+    envs.reset(seed=0)  # initialises every layer (order checks, buffers); then overwritten
+    vector = envs.unwrapped
+    if "state" in arrays:
+        vector.state = np.array(arrays["state"])
+        vector.steps = np.array(arrays["steps"])
+        vector.prev_done = np.array(arrays["prev_done"])
+        _set_generator_state(vector.np_random, arrays["rng"])
+        return
+    vector._autoreset_envs = np.array(arrays["autoreset"])
+    signature = mujoco.mjtState.mjSTATE_INTEGRATION
+    for i, env in enumerate(vector.envs):
+        physics = env.unwrapped
+        mujoco.mj_setState(physics.model, physics.data, arrays[f"{i}/physics"], signature)
+        _time_limit(env)._elapsed_steps = int(arrays[f"{i}/elapsed_steps"])
+        _set_generator_state(physics.np_random, arrays[f"{i}/rng"])
+
+
+def _is_mujoco(env: gym.Env) -> bool:
+    from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
+    return isinstance(env.unwrapped, MujocoEnv)
+
+
+def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit:
+    while not isinstance(env, gym.wrappers.TimeLimit):
+        env = env.env
+    return env

@@ -27,11 +27,11 @@ STOP_CHOICES = ("running_reward", "solved", "none")
 #: names the course's evaluation loads; episode: ``episode_000200.keras``, episodes trained.
 CHECKPOINT_NAME_CHOICES = ("course", "episode")
 #: What ``--preset`` says in --help; the three fixes are the course's flaws, not repeated.
-PRESET_HELP = (
+COURSE_PRESET_HELP = (
     "course: the course's settings, exactly but for three fixes of its flaws (the pendulum's "
     "actions clip to its bounds [-3, 3], not [-2, 2]; its mean is 3 tanh(.), where the course's "
     "comments and code disagree on the scale; the model saved at an early stop is always the "
-    "actor); fast: the settings that train fastest [default: course]"
+    "actor); fast: the settings that train fastest"
 )
 EXIT_USAGE = 2  # argparse's status for a mistake on the command line
 #: Settings that only act with another setting's value (flag given without it: refused).
@@ -127,6 +127,11 @@ class TrainingSettings:
         "gamma",
         "clipnorm",
         "entropy_coef",
+    )
+    #: The preset a command line gets without --preset, and what --help says of the presets.
+    DEFAULT_PRESET: ClassVar[str] = "course"
+    PRESET_HELP: ClassVar[str] = (
+        COURSE_PRESET_HELP
     )
 
     agent: str = setting("cartpole", "which task's agent: cartpole or pendulum", AGENT_NAMES, False)
@@ -231,7 +236,13 @@ class TrainingSettings:
     )
     eval_gate: float = setting(
         0.0,
-        "evaluate only when the mean of the last eval_episodes training rewards reaches this",
+        "evaluate only when the mean of the last gate_episodes training rewards reaches this",
+        needs=NEEDS_SOLVED,
+    )
+    gate_episodes: int = setting(
+        presets.EVAL_EPISODES,
+        "training episodes whose mean score opens the evaluation gate",
+        bounds=COUNT,
         needs=NEEDS_SOLVED,
     )
     max_episodes: int = setting(
@@ -440,7 +451,7 @@ def parse_command(
         "--preset",
         choices=tuple(cls.PRESETS),
         default=None,
-        help=PRESET_HELP,
+        help=f"{cls.PRESET_HELP} [default: {cls.DEFAULT_PRESET}]",
     )
     parser.add_argument(
         "--resume",
@@ -462,7 +473,7 @@ def parse_command(
     given = {k: tuple(v) if isinstance(v, list) else v for k, v in namespace.items()}
     if resume is None:
         try:
-            settings = cls.preset(preset or "course", **given)
+            settings = cls.preset(preset or cls.DEFAULT_PRESET, **given)
         except SettingError as error:
             parser.error(error.for_command_line())
         for name in given:
