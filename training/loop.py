@@ -159,7 +159,7 @@ class Trainer:
         if resume is None:
             self.run = RunFolder.create(settings)
         else:
-            self.run = RunFolder(resume)
+            self.run = RunFolder(resume, tensorboard=settings.tensorboard)
             self.run.write_json("settings.json", settings.to_json())
             self._restore()
         self.run.open_progress(self.episodes)
@@ -361,6 +361,7 @@ class Trainer:
             record["agent_mean"] = result.mean
             solved = result.mean >= settings.solve_threshold
         self.evaluations.append(record)
+        self.run.log_evaluation(record)
         return solved
 
     def _finish(self, stop_reason: str) -> TrainingResult:

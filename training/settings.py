@@ -98,6 +98,9 @@ class TrainingSettings:
     runs_dir: str = setting("runs", "folder that receives the run folders")
     threads: int = setting(1, "TensorFlow intra/inter-op threads (0: TensorFlow decides)")
     progress_bar: bool = setting(True, "show a tqdm progress bar")
+    tensorboard: bool = setting(
+        True, "write progress, evaluations and steps per second as TensorBoard scalars too"
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
