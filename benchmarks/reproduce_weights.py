@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("MUJOCO_GL", "egl")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+
+from training.environment import set_quiet_environment  # noqa: E402
+
+set_quiet_environment()
 
 import numpy as np  # noqa: E402
 
 from agents import AGENT_CLASSES  # noqa: E402
-from training.promote import evaluate_shipped  # noqa: E402
+from tools.promote import evaluate_shipped  # noqa: E402
 
 
 def retrain(record: dict, runs_dir: Path) -> Path:

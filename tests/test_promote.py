@@ -1,4 +1,4 @@
-"""training.promote: a finished run becomes shipped weights with a truthful record."""
+"""tools.promote: a finished run becomes shipped weights with a truthful record."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from agents import CartPoleAgent
+from tools.promote import PromotionError, promote_run
 from training.loop import train
-from training.promote import PromotionError, promote_run
 from training.reinforce import ReinforceSettings
 
 
@@ -31,7 +31,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_promote_copies_the_final_agent_and_records_how_it_was_made(
     finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("training.promote.EVALUATION_EPISODES", 3)
+    monkeypatch.setattr("tools.promote.EVALUATION_EPISODES", 3)
     record = promote_run(finished_run, tmp_path / "weights", docs_dir=tmp_path / "docs")
     shipped = CartPoleAgent.load(tmp_path / "weights" / "cartpole")
     final = CartPoleAgent.load(finished_run / "final")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import training
+import tools
 from training.gaussian_actor_critic import GaussianActorCriticSettings
 from training.reinforce import ReinforceSettings
 from training.reinforce_normalised import ReinforceNormalisedSettings
@@ -216,6 +216,15 @@ def test_bad_trial_settings_fail_before_ray() -> None:
     bad_space = {"critic_steps": Distribution("int", (0, 4))}
     with pytest.raises(SweepError, match=r"^--space critic_steps=int:0:4 \(at 0\)"):
         space.check_trials(ReinforceNormalisedSettings, {}, (1,), {}, bad_space)
+
+
+def test_a_setting_without_effect_is_refused() -> None:
+    """REINFORCE has no critic: sweeping its learning rate would change nothing."""
+    grid = space.parse_grid(["critic_learning_rate=1e-3,1e-2"], ReinforceSettings)
+    with pytest.raises(SweepError, match="critic_learning_rate has no effect without --baseline"):
+        space.check_trials(ReinforceSettings, {}, (1,), grid, {})
+    grid["baseline"] = [True]  # with a critic it has one
+    space.check_trials(ReinforceSettings, {}, (1,), grid, {})
 
 
 def test_decoded_trial_config_takes_the_field_types() -> None:
@@ -437,7 +446,7 @@ def test_error_message_is_the_trials_own_exception() -> None:
 def test_reporting_does_not_import_ray() -> None:
     """Reporting and parsing work without Ray (it is an extra); the package imports cheaply."""
     code = (
-        "import sys, agents, submit, training.loop, training.promote, training.sweep;"
+        "import sys, agents, submit, training.loop, tools.promote, training.sweep;"
         "import training.sweep.report, training.sweep.space, training.sweep.cli;"
         "import training.reinforce_normalised, training.gaussian_actor_critic;"
         "sys.exit('ray' in sys.modules)"
@@ -470,8 +479,8 @@ def test_a_failed_trial_makes_the_sweep_fail(tmp_path: Path, monkeypatch, capsys
 
 
 def fake_promote(monkeypatch, calls: list[tuple], refuse: bool = False) -> None:
-    """Stand-in for training.promote that records its calls (its own tests cover copying)."""
-    fake = types.ModuleType("training.promote")
+    """Stand-in for tools.promote that records its calls (its own tests cover copying)."""
+    fake = types.ModuleType("tools.promote")
 
     class PromotionError(RuntimeError):
         pass
@@ -485,8 +494,8 @@ def fake_promote(monkeypatch, calls: list[tuple], refuse: bool = False) -> None:
     fake.PromotionError = PromotionError
     fake.promote_run = promote_run
     fake.DEFAULT_WEIGHTS_DIR = Path("unused")
-    monkeypatch.setitem(sys.modules, "training.promote", fake)
-    monkeypatch.setattr(training, "promote", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "tools.promote", fake)
+    monkeypatch.setattr(tools, "promote", fake, raising=False)
 
 
 def test_promote_only_with_the_flag(tmp_path: Path, monkeypatch) -> None:
@@ -542,7 +551,7 @@ def test_a_trial_that_fails_in_its_worker(tmp_path: Path, monkeypatch, capsys) -
     assert set(finished) >= TRIAL_FIELDS and set(failed) >= TRIAL_FIELDS
     assert failed["overrides"] == {"num_envs": 0, "max_episodes": 32}
     assert failed["status"] == "error"
-    assert failed["error"] == "ValueError: num_envs must be at least 1"
+    assert failed["error"].startswith("SettingError: num_envs must be at least 1")
     assert finished["status"] == "finished" and finished["error"] is None
     assert finished["episodes"] == 32  # the grid's budget reached the trial
     assert finished["solved"] == (finished["time_to_solve"] is not None)
@@ -555,7 +564,7 @@ def test_a_trial_that_fails_in_its_worker(tmp_path: Path, monkeypatch, capsys) -
     assert figure.read_bytes()[:4] == b"\x89PNG"
     printed = capsys.readouterr()
     assert "solve rate" in printed.out
-    assert "error: ValueError: num_envs must be at least 1" in printed.out
+    assert "error: SettingError: num_envs must be at least 1" in printed.out
     assert "Traceback" not in printed.out + printed.err
     assert tree_digest(REPO_WEIGHTS) == before
 

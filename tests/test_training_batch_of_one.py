@@ -16,12 +16,14 @@ from training import networks
 from training.algorithm import (
     Learner,
     actor_loss,
-    actor_weights,
+    advantages_of,
     policy_distribution,
-    time_weights,
+    step_discounts,
 )
+from training.distributions import Categorical, Gaussian
+from training.presets import GAMMA
 from training.returns import discounted_returns
-from training.settings import GAMMA, TrainingSettings
+from training.settings import TrainingSettings
 
 EPISODE_LENGTH = 23
 TOLERANCE = 1e-6
@@ -46,13 +48,14 @@ def course_returns(rewards, gamma=GAMMA):
     return np.array(returns, dtype=np.float32)
 
 
-def batched_gradients(actor, observations, actions, weights, gaussian):
-    """Our loss on a batch holding this one episode (sum over the batch, gamma^t weights)."""
+def batched_gradients(actor, observations, actions, advantages, gaussian):
+    """Our loss on a batch holding this one episode (sum over the batch, gamma^t discounts)."""
     mask = np.ones((1, EPISODE_LENGTH), dtype=np.float32)
-    step_weights = time_weights(mask, GAMMA, True)
+    discounts = step_discounts(mask, GAMMA, True)
+    family = Gaussian if gaussian else Categorical
     with tf.GradientTape() as tape:
-        distribution = policy_distribution(actor, observations[None], gaussian)
-        loss, _ = actor_loss(distribution, actions[None], weights, step_weights, mask, "sum")
+        distribution = policy_distribution(actor, observations[None], family)
+        loss, _ = actor_loss(distribution, actions[None], advantages, discounts, mask, "sum")
     return loss, tape.gradient(loss, actor.trainable_variables)
 
 
@@ -80,10 +83,10 @@ def test_reinforce_gradient_equals_course_episode_update() -> None:
     course = tape.gradient(course_loss, policy.trainable_variables)
 
     ours_returns = discounted_returns(rewards[None], GAMMA, np.ones((1, EPISODE_LENGTH)))
-    weights = actor_weights(
+    advantages = advantages_of(
         tf.constant(ours_returns, tf.float32), None, tf.ones((1, EPISODE_LENGTH)), "none"
     )
-    loss, ours = batched_gradients(actor, observations, actions, weights, gaussian=False)
+    loss, ours = batched_gradients(actor, observations, actions, advantages, gaussian=False)
     np.testing.assert_allclose(float(loss), float(course_loss), rtol=TOLERANCE)
     assert_gradients_equal(ours, course)
 
@@ -104,8 +107,10 @@ def test_gaussian_gradient_with_standardised_baseline_equals_course() -> None:
     course = tape.gradient(course_loss, actor.trainable_variables)
 
     mask = tf.ones((1, EPISODE_LENGTH))
-    weights = actor_weights(tf.constant(returns[None]), tf.constant(values[None]), mask, "episode")
-    loss, ours = batched_gradients(actor, observations, actions, weights, gaussian=True)
+    ours_advantages = advantages_of(
+        tf.constant(returns[None]), tf.constant(values[None]), mask, "episode"
+    )
+    loss, ours = batched_gradients(actor, observations, actions, ours_advantages, gaussian=True)
     np.testing.assert_allclose(float(loss), float(course_loss), rtol=1e-5)
     assert_gradients_equal(ours, course)
 
@@ -149,13 +154,13 @@ def test_normalised_variant_full_update_equals_course() -> None:
     gradients = tape.gradient(loss, course_policy.trainable_variables)
     actor_optimizer.apply_gradients(zip(gradients, course_policy.trainable_variables, strict=True))
 
-    learner = Learner(settings, actor, critic)
+    learner = Learner(settings, actor, critic, Categorical)
     mask = np.ones((1, EPISODE_LENGTH), dtype=np.float32)
     learner.update(
         observations[None],
         actions[None],
         discounted_returns(rewards[None], GAMMA, mask),
-        time_weights(mask, GAMMA, True),
+        step_discounts(mask, GAMMA, True),
         mask,
     )
     for model, reference in ((actor, course_actor), (critic, course_critic)):

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from training import networks
 from training.algorithm import Learner, huber, tail_discounts
+from training.distributions import Categorical
 from training.rollouts import (
-    categorical_policy,
     collect,
-    gaussian_policy,
     greedy_mean,
     make_envs,
+    make_policy,
 )
 from training.settings import TrainingSettings
 
@@ -44,8 +46,9 @@ def test_numpy_forward_matches_keras() -> None:
 def test_collect_returns_complete_episodes() -> None:
     envs = make_envs("CartPole-v1", 3)
     forward = networks.NumpyForward(networks.build_categorical_policy(4, (8,), 2, seed=0))
-    batch = collect(envs, categorical_policy(forward), 7, np.random.default_rng(0), 5)
-    assert batch.num_episodes == 7
+    policy = make_policy(forward, envs.single_action_space)
+    batch = collect(envs, policy, 7, np.random.default_rng(0), 5)
+    assert len(batch.lengths) == len(batch.scores) == 7
     np.testing.assert_array_equal(batch.mask.sum(axis=1), batch.lengths)
     np.testing.assert_allclose(batch.rewards.sum(axis=1), batch.scores)  # +1 a step
     np.testing.assert_allclose(batch.scores, batch.lengths)
@@ -53,30 +56,59 @@ def test_collect_returns_complete_episodes() -> None:
         assert np.all(batch.mask[row, :length] == 1) and np.all(batch.mask[row, length:] == 0)
         assert np.all(batch.observations[row, length:] == 0)
         assert np.all(np.abs(batch.observations[row, 0]) <= 0.05)  # a fresh reset state
-    assert batch.env_steps >= batch.useful_steps
+    assert batch.env_steps >= batch.trained_steps == batch.lengths.sum()
     assert not batch.truncated.any()  # an untrained policy fails long before 500 steps
-    again = collect(envs, categorical_policy(forward), 7, np.random.default_rng(0), 5)
+    again = collect(envs, policy, 7, np.random.default_rng(0), 5)
     np.testing.assert_array_equal(batch.observations, again.observations)
 
 
+class ActionLog(gym.vector.VectorWrapper):
+    """Records every action batch that reaches the environments."""
+
+    def __init__(self, envs: gym.vector.VectorEnv) -> None:
+        super().__init__(envs)
+        self.sent: list[np.ndarray] = []
+
+    def step(self, actions):
+        self.sent.append(np.array(actions))
+        return super().step(actions)
+
+
 def test_collect_pendulum_clips_what_it_sends() -> None:
-    envs = make_envs("InvertedPendulum-v5", 2)
-    forward = networks.NumpyForward(networks.build_gaussian_policy(4, (8,), 1, seed=0))
-    space = envs.single_action_space
-    batch = collect(
-        envs, gaussian_policy(forward, space.low, space.high), 2, np.random.default_rng(0), 1
+    """A policy far outside the bounds (mean 10, sigma 1): the environments receive actions
+    inside [-3, 3], while the batch keeps the unclipped samples the loss scores."""
+    envs = ActionLog(make_envs("InvertedPendulum-v5", 2))
+
+    def far_out(observations):
+        count = len(observations)
+        return np.full((count, 1), 10.0), np.zeros((count, 1))
+
+    policy = make_policy(far_out, envs.single_action_space)
+    batch = collect(envs, policy, 2, np.random.default_rng(0), 1)
+    sent = np.concatenate(envs.sent)
+    assert sent.dtype == np.float32 and sent.shape[1] == 1
+    assert np.all(sent == 3.0)  # every sample of N(10, 1) lies above the bound
+    learned = batch.actions[batch.mask == 1]
+    assert batch.actions.dtype == np.float32 and np.all(learned > 5.0)
+
+
+def test_collect_refuses_same_step_autoreset() -> None:
+    envs = gym.make_vec(
+        "CartPole-v1",
+        2,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
     )
-    assert batch.actions.shape == (*batch.mask.shape, 1) and batch.actions.dtype == np.float32
-    mean, _ = networks.NumpyForward(networks.build_gaussian_policy(4, (8,), 1, seed=0))(
-        np.zeros((1, 4))
-    )
-    assert np.all(np.abs(mean) <= 3.0)
+    forward = networks.NumpyForward(networks.build_categorical_policy(4, (8,), 2, seed=0))
+    with pytest.raises(ValueError, match="next-step autoreset"):
+        collect(envs, make_policy(forward, envs.single_action_space), 2,
+                np.random.default_rng(0), 1)
 
 
 def test_greedy_mean_gives_up_early_with_an_upper_bound() -> None:
     envs = make_envs("CartPole-v1", 4)
     forward = networks.NumpyForward(networks.build_categorical_policy(4, (8,), 2, seed=0))
-    policy = categorical_policy(forward, greedy=True)
+    policy = make_policy(forward, envs.single_action_space, greedy=True)
     full, finished = greedy_mean(envs, policy, 0.0, 500, seed=3)
     assert finished and 0 < full < 500
     bound, finished = greedy_mean(envs, policy, 475.0, 500, seed=3)
@@ -102,7 +134,7 @@ def test_truncated_episodes_bootstrap_the_critic_target() -> None:
         abs(expected - float(huber(tf.constant(returns[0]), tf.constant(values), tf.ones(5))))
         > 1e-3
     )  # the bootstrap matters here
-    losses = Learner(settings, actor, critic).update(
+    losses = Learner(settings, actor, critic, Categorical).update(
         observations, np.zeros((1, 5), np.int32), returns, mask, mask, final, tails
     )
     np.testing.assert_allclose(losses["critic_loss"], expected, rtol=1e-5)

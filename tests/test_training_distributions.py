@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 import tensorflow_probability as tfp
+from gymnasium import spaces
 
-from training.distributions import Categorical, Gaussian
+from training.distributions import Categorical, Gaussian, distribution_for
 
 
 def test_categorical_log_prob_and_entropy_by_hand() -> None:
@@ -22,7 +23,7 @@ def test_categorical_log_prob_and_entropy_by_hand() -> None:
     )
     entropy = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
     np.testing.assert_allclose(np.asarray(distribution.entropy()), [entropy], rtol=1e-6)
-    assert int(np.asarray(distribution.mode())[0]) == 1
+    assert int(Categorical.mode_numpy(logits)[0]) == 1
 
 
 def test_categorical_matches_tfp() -> None:
@@ -92,15 +93,25 @@ def test_categorical_sampling_follows_the_probabilities() -> None:
 def test_gaussian_sampling_moments_and_seeding() -> None:
     mean = np.full((100_000, 1), 1.5)
     log_std = np.full((100_000, 1), math.log(0.5))
-    samples = Gaussian.sample_numpy(mean, log_std, np.random.default_rng(4))
+    samples = Gaussian.sample_numpy((mean, log_std), np.random.default_rng(4))
     assert samples.dtype == np.float32
     assert abs(samples.mean() - 1.5) < 0.01
     assert abs(samples.std() - 0.5) < 0.01
-    again = Gaussian.sample_numpy(mean, log_std, np.random.default_rng(4))
+    again = Gaussian.sample_numpy((mean, log_std), np.random.default_rng(4))
     np.testing.assert_array_equal(samples, again)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_categorical_mode_is_argmax(seed) -> None:
-    logits = np.random.default_rng(seed).normal(size=(10, 2))
-    np.testing.assert_array_equal(Categorical.mode_numpy(logits), logits.argmax(axis=1))
+def test_modes_by_hand() -> None:
+    logits = np.array([[0.1, 2.0, -1.0], [3.0, 3.0, 0.0]])
+    np.testing.assert_array_equal(Categorical.mode_numpy(logits), [1, 0])  # first of a tie
+    mean = np.array([[0.5], [-2.0]])
+    mode = Gaussian.mode_numpy((mean, np.full_like(mean, 5.0)))  # sigma does not matter
+    assert mode.dtype == np.float32
+    np.testing.assert_array_equal(mode, [[0.5], [-2.0]])
+
+
+def test_the_action_space_chooses_the_distribution() -> None:
+    assert distribution_for(spaces.Discrete(2)) is Categorical
+    assert distribution_for(spaces.Box(-3.0, 3.0, (1,))) is Gaussian
+    with pytest.raises(ValueError, match="MultiBinary"):
+        distribution_for(spaces.MultiBinary(3))

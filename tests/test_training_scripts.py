@@ -20,6 +20,7 @@ from training import (
 from training.loop import train
 from training.runs import PROGRESS_COLUMNS
 from training.settings import parse_command
+from training.tasks import TASKS
 
 SCRIPTS = [
     reinforce,
@@ -74,7 +75,7 @@ def test_script_writes_every_output(script, tmp_path: Path, capsys) -> None:
     assert script.main(tiny(tmp_path)) == 0
     assert "max_episodes after 4 episodes" in capsys.readouterr().out
     run = only_run(tmp_path)
-    task = settings_class().task
+    task = settings_class().agent
     agent_class = AGENT_CLASSES[task]
 
     rows = read_rows(run)
@@ -82,7 +83,7 @@ def test_script_writes_every_output(script, tmp_path: Path, capsys) -> None:
     assert [int(r["episode"]) for r in rows] == [1, 2, 3, 4]
     assert all(int(r["length"]) >= 1 and float(r["reward"]) > 0 for r in rows)
 
-    env_id = {"cartpole": "CartPole-v1", "pendulum": "InvertedPendulum-v5"}[task]
+    env_id = TASKS[task].env_id
     import gymnasium as gym
 
     env = gym.make(env_id)
@@ -141,7 +142,7 @@ def test_course_presets_are_the_spec() -> None:
     four = reinforce_normalised.ReinforceNormalisedSettings.preset("course")
     assert (four.critic_steps, four.standardise, four.baseline) == (10, "episode", True)
     five = gaussian_actor_critic.GaussianActorCriticSettings.preset("course")
-    assert (five.task, five.actor_hidden, five.critic_steps) == ("pendulum", (256, 256), 10)
+    assert (five.agent, five.actor_hidden, five.critic_steps) == ("pendulum", (256, 256), 10)
 
 
 def test_flags_override_the_preset() -> None:
@@ -207,6 +208,11 @@ def test_resume_from_the_command_line(tmp_path: Path) -> None:
     assert reinforce.main(["--resume", str(run), "--max-episodes", "6", "--no-progress-bar"]) == 0
     assert [int(r["episode"]) for r in read_rows(run)] == list(range(1, 7))
     assert json.loads((run / "settings.json").read_text())["max_episodes"] == 6
+    history = (run / "command.txt").read_text().splitlines()  # the extension is on record
+    assert (
+        history[1]
+        == f"python -m training.reinforce --resume {run} --max-episodes 6 --no-progress-bar"
+    )
     with pytest.raises(SystemExit):  # another script's run folder is refused
         reinforce_baseline.main(["--resume", str(run)])
 

@@ -1,10 +1,12 @@
-"""The policy-gradient loss and the update steps, compiled once as ``tf.function``s.
+"""The course's policy-gradient family: the loss, the compiled update and the algorithm.
 
 One update = ``critic_steps`` critic steps (Huber towards G_t), then one actor step on
-``-sum_t gamma^t * w_t * log pi(a_t | s_t)`` with ``w_t = G_t`` or ``G_t - V(s_t)`` (V from the
-critic as it was while acting, i.e. before this update's critic steps), optionally standardised.
-With one episode per update this is exactly the course's per-episode update; with B episodes
-the per-episode losses are summed (or averaged).
+``-sum_t gamma^t * A_t * log pi(a_t | s_t)`` with the advantage ``A_t = G_t`` or
+``G_t - V(s_t)`` (V from the critic as it was while acting, i.e. before this update's critic
+steps), optionally standardised. With one episode per update this is exactly the course's
+per-episode update; with B episodes the per-episode losses are summed (or averaged).
+:class:`EpisodicPolicyGradient` is what the training loop drives for the five course scripts:
+collect complete episodes, compute the returns, update.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from training.distributions import Categorical, Gaussian
-from training.returns import standardise
+from training.distributions import Distribution, Gaussian, distribution_for
+from training.returns import discounted_returns, standardise
 from training.settings import TrainingSettings
 
 HUBER_DELTA = 1.0
@@ -27,7 +29,7 @@ HUBER_DELTA = 1.0
 class LossSettings:
     """The parts of the settings the loss depends on."""
 
-    gaussian: bool
+    distribution: Distribution
     baseline: bool
     critic_steps: int
     standardise: str
@@ -35,9 +37,9 @@ class LossSettings:
     entropy_coef: float
 
     @classmethod
-    def from_settings(cls, settings: TrainingSettings) -> LossSettings:
+    def from_settings(cls, settings: TrainingSettings, distribution: Distribution) -> LossSettings:
         return cls(
-            settings.task == "pendulum",
+            distribution,
             settings.baseline,
             settings.critic_steps,
             settings.standardise,
@@ -59,17 +61,17 @@ def flatten_steps(observations):
     return ops.reshape(observations, (-1, ops.shape(observations)[-1]))
 
 
-def policy_distribution(actor: keras.Model, observations, gaussian: bool):
+def policy_distribution(actor: keras.Model, observations, distribution: Distribution):
     """The policy at every step of a (B, T, obs) batch, as a (B, T)-shaped distribution."""
     batch, horizon = ops.shape(observations)[0], ops.shape(observations)[1]
     outputs = actor(flatten_steps(observations), training=True)
-    if gaussian:
-        mean, log_std = outputs
-        size = ops.shape(mean)[-1]
-        return Gaussian(
-            ops.reshape(mean, (batch, horizon, size)), ops.reshape(log_std, (batch, horizon, size))
-        )
-    return Categorical(ops.reshape(outputs, (batch, horizon, ops.shape(outputs)[-1])))
+
+    def per_step(output):
+        return ops.reshape(output, (batch, horizon, ops.shape(output)[-1]))
+
+    if isinstance(outputs, (list, tuple)):
+        return distribution.from_outputs([per_step(output) for output in outputs])
+    return distribution.from_outputs(per_step(outputs))
 
 
 def critic_values(critic: keras.Model, observations):
@@ -77,31 +79,31 @@ def critic_values(critic: keras.Model, observations):
     return ops.reshape(critic(flatten_steps(observations), training=True), (batch, horizon))
 
 
-def actor_weights(returns, values, mask, standardise_mode: str):
-    """w_t = G_t (- V(s_t)), standardised per episode / over the batch if asked; no gradient."""
-    weights = returns if values is None else returns - values
+def advantages_of(returns, values, mask, standardise_mode: str):
+    """A_t = G_t (- V(s_t)), standardised per episode / over the batch if asked; no gradient."""
+    advantages = returns if values is None else returns - values
     if standardise_mode == "episode":
-        weights = standardise(weights, mask, axis=-1)
+        advantages = standardise(advantages, mask, axis=-1)
     elif standardise_mode == "batch":
-        weights = standardise(weights, mask, axis=None)
-    return ops.stop_gradient(weights * mask)
+        advantages = standardise(advantages, mask, axis=None)
+    return ops.stop_gradient(advantages * mask)
 
 
 def actor_loss(
     distribution,
     actions,
-    weights,
-    time_weights,
+    advantages,
+    discounts,
     mask,
     batch_reduction: str,
     entropy_coef: float = 0.0,
 ):
-    """-sum_t time_weight_t * (w_t * log pi(a_t|s_t) + entropy_coef * H_t), summed over the
+    """-sum_t discount_t * (A_t * log pi(a_t|s_t) + entropy_coef * H_t), summed over the
     episodes (or averaged). The entropy bonus is reduced like the policy-gradient term, so its
     coefficient means the same at any episode length. Returns (loss, mean entropy per step)."""
     log_probabilities = distribution.log_prob(actions)
     entropies = distribution.entropy()
-    loss = -ops.sum(time_weights * (weights * log_probabilities + entropy_coef * entropies) * mask)
+    loss = -ops.sum(discounts * (advantages * log_probabilities + entropy_coef * entropies) * mask)
     if batch_reduction == "mean":
         loss = loss / ops.cast(ops.shape(mask)[0], "float32")
     entropy = ops.sum(entropies * mask) / ops.maximum(ops.sum(mask), 1.0)
@@ -112,9 +114,13 @@ class Learner:
     """The actor, the critic, their Adam optimisers and the compiled update."""
 
     def __init__(
-        self, settings: TrainingSettings, actor: keras.Model, critic: keras.Model | None
+        self,
+        settings: TrainingSettings,
+        actor: keras.Model,
+        critic: keras.Model | None,
+        distribution: Distribution,
     ) -> None:
-        self.loss_settings = LossSettings.from_settings(settings)
+        self.loss_settings = LossSettings.from_settings(settings, distribution)
         self.actor = actor
         self.critic = critic
         self.actor_optimizer = keras.optimizers.Adam(
@@ -128,10 +134,10 @@ class Learner:
             )
             self.critic_optimizer.build(critic.trainable_variables)
         observation_size = actor.input_shape[-1]
-        if self.loss_settings.gaussian:
+        if distribution is Gaussian:
             action_spec = tf.TensorSpec([None, None, actor.output_shape[0][-1]], tf.float32)
         else:
-            action_spec = tf.TensorSpec([None, None], tf.int32)
+            action_spec = tf.TensorSpec([None, None], distribution.action_dtype)
         steps = tf.TensorSpec([None, None], tf.float32)
         self._update = tf.function(
             self._update_step,
@@ -148,14 +154,15 @@ class Learner:
         )
 
     def _update_step(
-        self, observations, actions, returns, time_weights, mask, final_observations, tail_discounts
+        self, observations, actions, returns, discounts, mask, final_observations, tail_discounts
     ):
         config = self.loss_settings
         values = None
         critic_loss = tf.constant(0.0)
+        critic_gradient_norm = tf.constant(0.0)
         if self.critic is not None:
             values = critic_values(self.critic, observations)  # V while acting
-            # episodes cut by the time limit: G_t += gamma^(T-t) V(s_T) (zero weights otherwise)
+            # episodes cut by the time limit: G_t += gamma^(T-t) V(s_T) (zero discounts otherwise)
             final_values = self.critic(final_observations, training=True)[:, 0]
             returns = returns + ops.stop_gradient(tail_discounts * final_values[:, None])
             for _ in range(config.critic_steps):
@@ -163,35 +170,39 @@ class Learner:
                     critic_loss = huber(returns, critic_values(self.critic, observations), mask)
                 variables = self.critic.trainable_variables
                 gradients = tape.gradient(critic_loss, variables)
+                # summed over the steps: one non-finite gradient makes it non-finite
+                critic_gradient_norm += tf.linalg.global_norm(gradients)
                 self.critic_optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        weights = actor_weights(returns, values, mask, config.standardise)
+        advantages = advantages_of(returns, values, mask, config.standardise)
         with tf.GradientTape() as tape:
-            distribution = policy_distribution(self.actor, observations, config.gaussian)
+            distribution = policy_distribution(self.actor, observations, config.distribution)
             loss, entropy = actor_loss(
                 distribution,
                 actions,
-                weights,
-                time_weights,
+                advantages,
+                discounts,
                 mask,
                 config.batch_reduction,
                 config.entropy_coef,
             )
         variables = self.actor.trainable_variables
         gradients = tape.gradient(loss, variables)
+        actor_gradient_norm = tf.linalg.global_norm(gradients)
         self.actor_optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return loss, critic_loss, entropy
+        return loss, critic_loss, entropy, actor_gradient_norm, critic_gradient_norm
 
     def update(
         self,
         observations: np.ndarray,
         actions: np.ndarray,
         returns: np.ndarray,
-        time_weights: np.ndarray,
+        discounts: np.ndarray,
         mask: np.ndarray,
         final_observations: np.ndarray | None = None,
         tail_discounts: np.ndarray | None = None,
     ) -> dict[str, float]:
-        """One update on a padded batch of episodes; returns the losses for logging.
+        """One update on a padded batch of episodes; returns the losses for logging and the
+        gradients' global norms (the training loop stops the run if any is not finite).
 
         ``tail_discounts`` (B, T) holds gamma^(T-t) for episodes whose return should be
         bootstrapped with V(final observation), zeros elsewhere (the default: no bootstrap).
@@ -199,11 +210,11 @@ class Learner:
         if final_observations is None or tail_discounts is None:
             final_observations = np.zeros((len(observations), observations.shape[-1]))
             tail_discounts = np.zeros_like(mask)
-        loss, critic_loss, entropy = self._update(
+        loss, critic_loss, entropy, actor_norm, critic_norm = self._update(
             tf.convert_to_tensor(observations, tf.float32),
             tf.convert_to_tensor(actions),
             tf.convert_to_tensor(returns, tf.float32),
-            tf.convert_to_tensor(time_weights, tf.float32),
+            tf.convert_to_tensor(discounts, tf.float32),
             tf.convert_to_tensor(mask, tf.float32),
             tf.convert_to_tensor(final_observations, tf.float32),
             tf.convert_to_tensor(tail_discounts, tf.float32),
@@ -212,6 +223,8 @@ class Learner:
             "actor_loss": float(loss),
             "critic_loss": float(critic_loss),
             "entropy": float(entropy),
+            "actor_gradient_norm": float(actor_norm),
+            "critic_gradient_norm": float(critic_norm / max(self.loss_settings.critic_steps, 1)),
         }
 
     # --- state for --resume (plain arrays, saved as .npz) ----------------------------------
@@ -247,9 +260,81 @@ def tail_discounts(
     return (discounts * bootstrap[:, None]).astype(np.float32)
 
 
-def time_weights(mask: np.ndarray, gamma: float, discount_weighting: bool) -> np.ndarray:
+def step_discounts(mask: np.ndarray, gamma: float, discount_weighting: bool) -> np.ndarray:
     """gamma^t per step (the course's weighting), or ones; zero on padding."""
     if not discount_weighting:
         return mask.astype(np.float32)
     powers = gamma ** np.arange(mask.shape[1], dtype=np.float64)
     return (powers[None, :] * mask).astype(np.float32)
+
+
+class EpisodicPolicyGradient:
+    """The course scripts' algorithm: batches of complete episodes and Monte-Carlo returns.
+
+    The training loop calls :meth:`collect` (interruptible) and then :meth:`learn` (run with
+    Ctrl-C held, so an update and its bookkeeping happen together).
+    """
+
+    def __init__(self, settings: TrainingSettings, envs) -> None:
+        from training import networks
+        from training.rollouts import make_policy
+
+        space = envs.single_action_space
+        observation_size = envs.single_observation_space.shape[0]
+        self.settings = settings
+        self.envs = envs
+        self.distribution = distribution_for(space)
+        self.actor, self.exported = networks.build_policy(
+            observation_size, settings.actor_hidden, space, settings.seed
+        )
+        critic = (
+            networks.build_critic(observation_size, settings.critic_hidden, settings.seed + 100)
+            if settings.baseline
+            else None
+        )
+        self.learner = Learner(settings, self.actor, critic, self.distribution)
+        self.forward = networks.NumpyForward(self.actor)
+        self.policy = make_policy(self.forward, space)
+        self._greedy = make_policy(self.forward, space, greedy=True)
+
+    def greedy_policy(self):
+        """The deterministic policy with the current weights, for the solve check."""
+        self.forward.refresh()
+        return self._greedy
+
+    def collect(self, rng: np.random.Generator, reset_seed: int):
+        from training.rollouts import collect
+
+        self.forward.refresh()
+        return collect(self.envs, self.policy, self.settings.episodes_per_update, rng, reset_seed)
+
+    def learn(self, batch):
+        from training.loop import UpdateOutcome
+
+        settings = self.settings
+        returns = discounted_returns(batch.rewards, settings.gamma, batch.mask)
+        discounts = step_discounts(batch.mask, settings.gamma, settings.discount_weighting)
+        bootstrap = batch.truncated & settings.bootstrap_truncated
+        tails = tail_discounts(batch.lengths, bootstrap, batch.mask.shape[1], settings.gamma)
+        losses = self.learner.update(
+            batch.observations,
+            batch.actions,
+            returns,
+            discounts,
+            batch.mask,
+            batch.final_observations,
+            tails,
+        )
+        return UpdateOutcome(
+            scores=batch.scores,
+            lengths=batch.lengths,
+            losses=losses,
+            env_steps=batch.env_steps,
+            trained_steps=batch.trained_steps,
+        )
+
+    def state(self) -> dict[str, np.ndarray]:
+        return self.learner.state()
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.learner.load_state(arrays)

@@ -1,35 +1,25 @@
-"""Variant 5: the Gaussian actor-critic on InvertedPendulum-v5 (SPEC section 3.5).
+"""Variant 5: the Gaussian actor-critic on InvertedPendulum-v5.
 
 python -m training.gaussian_actor_critic                 # the course, exactly
 python -m training.gaussian_actor_critic --preset fast   # vectorised, solves in seconds
+
+The algorithm lives in the shared core: training.networks (the mean and log-sigma heads),
+training.distributions (the Normal), training.algorithm, training.rollouts, training.loop;
+training.presets holds the numbers.
 """
 
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from training.reinforce_baseline_lr import ACTOR_LEARNING_RATE, CRITIC_LEARNING_RATE
-from training.reinforce_normalised import CRITIC_STEPS
-from training.settings import PENDULUM_SOLVED, TrainingSettings
-
-ACTOR_HIDDEN = (256, 256)
-
-FAST: dict[str, Any] = {
-    "num_envs": 32,
-    "episodes_per_update": 32,
-    "actor_learning_rate": 3e-4,
-    "critic_learning_rate": 1e-2,
-    "critic_steps": 10,
-    "standardise": "batch",
-    "discount_weighting": False,
-    "batch_reduction": "mean",
-    "entropy_coef": 0.01,
-    "bootstrap_truncated": True,
-    "stop": "solved",
-    "eval_gate": 300.0,
-    "max_episodes": 50_000,
-    "max_seconds": 120.0,
-    "checkpoint_every": 1000,
-}
+from training.presets import (
+    CRITIC_STEPS,
+    PENDULUM_ACTOR_HIDDEN,
+    PRESETS,
+    SLOW_ACTOR_LEARNING_RATE,
+    SLOW_CRITIC_LEARNING_RATE,
+)
+from training.settings import TrainingSettings
+from training.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -41,17 +31,17 @@ class GaussianActorCriticSettings(TrainingSettings):
     entropy bonus (without it sigma collapses to its floor on some seeds and learning stalls)
     and bootstraps episodes cut at 1000 steps with the critic's value."""
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"course": {}, "fast": FAST}
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS["gaussian_actor_critic"]
     SCRIPT: ClassVar[str] = "gaussian_actor_critic"
 
-    task: str = "pendulum"
-    actor_hidden: tuple[int, ...] = ACTOR_HIDDEN
+    agent: str = "pendulum"
+    actor_hidden: tuple[int, ...] = PENDULUM_ACTOR_HIDDEN
     baseline: bool = True
-    actor_learning_rate: float = ACTOR_LEARNING_RATE
-    critic_learning_rate: float = CRITIC_LEARNING_RATE
+    actor_learning_rate: float = SLOW_ACTOR_LEARNING_RATE
+    critic_learning_rate: float = SLOW_CRITIC_LEARNING_RATE
     critic_steps: int = CRITIC_STEPS
     standardise: str = "episode"
-    solve_threshold: float = PENDULUM_SOLVED
+    solve_threshold: float = TASKS["pendulum"].solve_score
 
 
 def main(argv: list[str] | None = None) -> int:

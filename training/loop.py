@@ -1,15 +1,27 @@
-"""The one training loop all five scripts share.
+"""The one training loop every script shares, in four parts you can read on their own.
 
-Per update: copy the policy's weights to NumPy, collect a batch of complete episodes over the
-vectorised environments, compute the returns, run the compiled update, log, checkpoint, and
-check the stop rule. Every update draws its action noise and environment resets from a seed
-derived from (seed, update number), so a run is reproducible and a resumed run continues
-exactly as an uninterrupted one would.
+- :class:`RunState`: the counters and scores of a run (what ``--resume`` restores);
+- an *algorithm* (see :class:`Algorithm`): collects experience and learns from it;
+- :class:`SolveCheck`: the cheap, gated greedy evaluation that decides "solved";
+- :class:`Trainer`: the loop itself, checkpoints and finishing.
+
+Every update draws its action noise and environment resets from a seed derived from (seed,
+update number), so a run is reproducible and a resumed run continues as an uninterrupted one
+would.
+
+Ctrl-C and SIGTERM end a run the same way: the updates done so far are saved (a checkpoint
+and the resume state cover every episode in progress.csv). A loss, gradient or weight that is
+no longer finite stops the run at once and keeps the last finite checkpoint. Exit statuses of
+the scripts: 0 the run ended by its stop rule or a budget; 1 an error outside the command line
+(e.g. a file that cannot be written); 2 a mistake on the command line; 3 diverged; 130 Ctrl-C;
+143 SIGTERM.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import shlex
 import signal
 import sys
@@ -19,16 +31,56 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from training.settings import TrainingSettings
+from training.settings import EXIT_USAGE, TrainingSettings, as_flag, field_metadata
+from training.tasks import TASKS
 
-ENV_IDS = {"cartpole": "CartPole-v1", "pendulum": "InvertedPendulum-v5"}
 #: Called after every update with Trainer.progress(); a sweep reports through it.
 UpdateCallback = Callable[[dict[str, Any]], None]
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse training resets
+EXIT_FAILED = 1  # an error outside the command line, e.g. a file that cannot be written
+EXIT_DIVERGED = 3  # a loss, gradient or weight became NaN or infinite
+EXIT_INTERRUPTED = 130  # the shell's convention for a run ended by Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # and by SIGTERM (128 + SIGTERM): timeout, docker stop, job schedulers
+PROBES = 64  # observations the policy's outputs are checked on when an agent refuses it
+#: Stop reasons that leave no final agent (a stopped run resumes; diverged weights are dropped).
+UNFINISHED = frozenset({"interrupted", "terminated", "diverged"})
+#: Loss columns every progress row has (an algorithm may report more; progress() shows all).
+LOSS_COLUMNS = ("actor_loss", "critic_loss", "entropy")
+
+
+@dataclass
+class UpdateOutcome:
+    """What one update did: the episodes that ended during it, its losses and its steps."""
+
+    scores: np.ndarray  # total reward of each episode that ended during the update
+    lengths: np.ndarray  # their lengths
+    losses: dict[str, float]
+    env_steps: int  # every environment step taken
+    trained_steps: int  # the steps whose transitions the update learned from
+
+
+class Algorithm(Protocol):
+    """What the loop drives: built by ``settings.make_algorithm(envs)``."""
+
+    #: The Keras model the agent saves (CartPoleAgent / InvertedPendulumAgent).
+    exported: Any
+
+    def collect(self, rng: np.random.Generator, reset_seed: int) -> Any:
+        """Experience for one update (may be interrupted by Ctrl-C)."""
+
+    def learn(self, experience: Any) -> UpdateOutcome:
+        """The update itself (runs with Ctrl-C held until the bookkeeping is done)."""
+
+    def greedy_policy(self) -> Callable:
+        """The deterministic NumPy policy with the current weights."""
+
+    def state(self) -> dict[str, np.ndarray]: ...
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None: ...
 
 
 @dataclass
@@ -39,16 +91,30 @@ class TrainingResult:
     stop_reason: str
     episodes: int
     updates: int
-    useful_steps: int
     env_steps: int
+    trained_steps: int
     train_seconds: float
     running_reward: float
     solved: bool
     evaluations: list[dict[str, Any]] = field(default_factory=list)
+    #: Why the run diverged (stop reason "diverged"): the update, what and what to suspect.
+    divergence: str | None = None
 
     @property
     def steps_per_second(self) -> float:
-        return self.useful_steps / self.train_seconds if self.train_seconds > 0 else 0.0
+        return self.env_steps / self.train_seconds if self.train_seconds > 0 else 0.0
+
+    @property
+    def saved_final(self) -> bool:
+        """Whether the run saved final.{keras,config}: not when stopped by a signal, nor when
+        it diverged."""
+        return self.stop_reason not in UNFINISHED
+
+    @property
+    def greedy_figure(self) -> tuple[str, float] | None:
+        """The latest greedy evaluation's figure (its name and value); when the run solved,
+        the agent's greedy mean that decided it."""
+        return evaluation_figure(self.evaluations[-1]) if self.evaluations else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -56,30 +122,116 @@ class TrainingResult:
             "stop_reason": self.stop_reason,
             "episodes": self.episodes,
             "updates": self.updates,
-            "useful_steps": self.useful_steps,
             "env_steps": self.env_steps,
+            "trained_steps": self.trained_steps,
             "train_seconds": self.train_seconds,
             "steps_per_second": self.steps_per_second,
             "running_reward": self.running_reward,
             "solved": self.solved,
             "evaluations": self.evaluations,
+            "divergence": self.divergence,
         }
 
 
+#: The figure an evaluation record holds, one per record, named for what it measured: the
+#: vectorised NumPy check's mean (or the upper bound it stopped at once the threshold was out
+#: of reach), then, if that passed, the mean of the agent's own ``act``.
+EVALUATION_FIGURES = (
+    "agent_greedy_mean",
+    "vectorised_greedy_mean",
+    "vectorised_greedy_upper_bound",
+)
+
+
+def evaluation_figure(record: dict[str, Any]) -> tuple[str, float]:
+    """The (name, value) of the one greedy figure of an evaluation record."""
+    (name,) = (name for name in EVALUATION_FIGURES if name in record)
+    return name, float(record[name])
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, which ends a run as Ctrl-C does (with its own exit status)."""
+
+
+class DivergenceError(Exception):
+    """Update ``update`` left a loss, the weights or the policy's outputs not finite."""
+
+    def __init__(self, problem: str, update: int) -> None:
+        super().__init__(problem)
+        self.update = update
+
+
+class TrainingError(Exception):
+    """A user's mistake found once training has started (one line, no traceback)."""
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 @contextlib.contextmanager
-def deferred_interrupt():
-    """Hold Ctrl-C until the block ends, so an update and its bookkeeping happen together."""
+def terminate_as_interrupt():
+    """Make SIGTERM raise :class:`Terminated` inside the block, so it saves like Ctrl-C."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received: list[object] = []
-    previous = signal.signal(signal.SIGINT, lambda *args: received.append(args))
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def deferred_interrupt(reraise: bool = True):
+    """Hold Ctrl-C and SIGTERM until the block ends, so an update and its bookkeeping (or the
+    final save) happen together; then raise the first of them (unless ``reraise`` is off)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {
+        number: signal.signal(number, lambda number, frame: received.append(number))
+        for number in STOP_SIGNALS
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if received and reraise:
+        raise Terminated if received[0] == signal.SIGTERM else KeyboardInterrupt
+
+
+def non_finite_figures(losses: dict[str, float]) -> str | None:
+    """Which of an update's figures (losses, gradient norms) are NaN or infinite, or None.
+    Checked after every update: it costs nothing."""
+    bad = [name for name, value in losses.items() if not math.isfinite(value)]
+    return ", ".join(f"{name} is {losses[name]}" for name in bad) or None
+
+
+def non_finite_arrays(arrays: dict[str, np.ndarray]) -> str | None:
+    """Which weights or optimiser slots are not finite, or None. Checked before anything is
+    saved (reading every array costs a few milliseconds, too much for every update)."""
+    bad = [name for name, array in arrays.items() if not np.isfinite(array).all()]
+    if not bad:
+        return None
+    return f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} not finite"
+
+
+def policy_outputs_finite(model: Any) -> bool:
+    """Whether ``model`` gives finite outputs on ordinary observations (standard normal, the
+    same spread the agents check at load)."""
+    import keras
+
+    size = model.inputs[0].shape[-1]
+    probes = np.random.default_rng(0).normal(scale=2.0, size=(PROBES, size)).astype(np.float32)
+    outputs = model(probes, training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return all(np.isfinite(keras.ops.convert_to_numpy(output)).all() for output in outputs)
 
 
 def evaluation_seed(seed: int, updates: int) -> int:
@@ -91,6 +243,148 @@ def update_seed(seed: int, update: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([seed, update])
 
 
+# --- run state -------------------------------------------------------------------------------
+COUNTERS = ("episodes", "updates", "env_steps", "trained_steps", "last_checkpoint")
+
+
+class RunState:
+    """The counters and recent scores of a run: all of it is saved for ``--resume``."""
+
+    def __init__(self, settings: TrainingSettings) -> None:
+        self.settings = settings
+        self.episodes = self.updates = self.env_steps = self.trained_steps = 0
+        self.last_checkpoint = 0
+        self.scores: deque[float] = deque(
+            maxlen=max(settings.running_window, settings.eval_episodes)
+        )
+        self.evaluations: list[dict[str, Any]] = []
+        self.wall_before = 0.0  # training time of earlier sessions of this run
+        self._started: float | None = None
+
+    def start_clock(self) -> None:
+        self._started = time.perf_counter()
+
+    def wall_time(self) -> float:
+        running = 0.0 if self._started is None else time.perf_counter() - self._started
+        return self.wall_before + running
+
+    def running_reward(self) -> float:
+        window = list(self.scores)[-self.settings.running_window :]
+        return float(np.mean(window)) if window else 0.0
+
+    def recent_scores(self, count: int) -> list[float]:
+        return list(self.scores)[-count:]
+
+    def record(self, outcome: UpdateOutcome) -> list[dict[str, Any]]:
+        """Count one update; returns its progress.csv rows, one per episode that ended."""
+        self.updates += 1
+        self.env_steps += outcome.env_steps
+        self.trained_steps += outcome.trained_steps
+        losses = {name: round(outcome.losses.get(name, 0.0), 6) for name in LOSS_COLUMNS}
+        rows = []
+        for score, length in zip(outcome.scores, outcome.lengths, strict=True):
+            self.episodes += 1
+            self.scores.append(float(score))
+            rows.append(
+                {
+                    "episode": self.episodes,
+                    "update": self.updates,
+                    "reward": float(score),
+                    "length": int(length),
+                    "running_reward": round(self.running_reward(), 6),
+                    **losses,
+                    "env_steps": self.env_steps,
+                    "wall_time": round(self.wall_time(), 4),
+                }
+            )
+        return rows
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            **{name: getattr(self, name) for name in COUNTERS},
+            "wall_time": self.wall_time(),
+            "scores": np.asarray(self.scores, dtype=np.float64),
+            # a string array: the resume state loads without pickle
+            "evaluations": np.asarray(json.dumps(self.evaluations)),
+        }
+
+    def restore(self, counters: dict[str, Any]) -> None:
+        for name in COUNTERS:
+            setattr(self, name, int(counters[name]))
+        self.wall_before = float(counters["wall_time"])
+        self.scores.extend(float(s) for s in counters["scores"])
+        if "evaluations" in counters:
+            self.evaluations = json.loads(str(counters["evaluations"]))
+
+
+# --- the solve check -------------------------------------------------------------------------
+class SolveCheck:
+    """Greedy evaluation, gated so it stays cheap: only every ``eval_every`` updates once the
+    recent training scores reach ``eval_gate``; then a vectorised NumPy check that aborts as
+    soon as the threshold is out of reach; only if that passes does the agent's own ``act``
+    decide, through the shared :func:`agents.evaluation.evaluate`."""
+
+    def __init__(self, settings: TrainingSettings, env_id: str) -> None:
+        import gymnasium as gym
+
+        self.settings = settings
+        self.env_id = env_id
+        self.max_episode_steps = gym.spec(env_id).max_episode_steps
+        self.envs = None
+
+    def __call__(self, state: RunState, algorithm: Algorithm, make_agent: Callable) -> bool:
+        settings = self.settings
+        earlier = [record for record in state.evaluations if record["update"] == state.updates]
+        if earlier:  # evaluated before an interruption: the same answer, not a second record
+            return any(
+                record.get("agent_greedy_mean", -math.inf) >= settings.solve_threshold
+                for record in earlier
+            )
+        recent = state.recent_scores(settings.eval_episodes)
+        if (
+            state.updates == 0
+            or state.updates % settings.eval_every
+            or len(recent) < settings.eval_episodes
+            or np.mean(recent) < settings.eval_gate
+        ):
+            return False
+        from training.rollouts import greedy_mean, make_envs
+
+        seed = evaluation_seed(settings.seed, state.updates)
+        if self.envs is None:
+            self.envs = make_envs(self.env_id, settings.eval_episodes)
+        quick, finished = greedy_mean(
+            self.envs,
+            algorithm.greedy_policy(),
+            settings.solve_threshold,
+            self.max_episode_steps,
+            seed,
+        )
+        figure = "vectorised_greedy_mean" if finished else "vectorised_greedy_upper_bound"
+        state.evaluations.append(self._record(state, figure, quick))
+        if not finished or quick < settings.solve_threshold:
+            return False
+        from agents.evaluation import evaluate
+
+        result = evaluate(make_agent(), self.env_id, settings.eval_episodes, seed)
+        state.evaluations.append(self._record(state, "agent_greedy_mean", result.mean))
+        return result.mean >= settings.solve_threshold
+
+    @staticmethod
+    def _record(state: RunState, figure: str, value: float) -> dict[str, Any]:
+        return {
+            "update": state.updates,
+            "episode": state.episodes,
+            "wall_time": round(state.wall_time(), 3),
+            figure: float(value),
+        }
+
+    def close(self) -> None:
+        if self.envs is not None:
+            self.envs.close()
+
+
+# --- the loop --------------------------------------------------------------------------------
 class Trainer:
     """Builds everything for one run and runs the loop; see :func:`train`."""
 
@@ -101,284 +395,214 @@ class Trainer:
         command: str | None = None,
         on_update: UpdateCallback | None = None,
     ) -> None:
+        from training.environment import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
         from training.seeding import seed_everything
 
         seed_everything(settings.seed, settings.threads)
-        import gymnasium as gym
-
         from agents import AGENT_CLASSES
-        from training import networks
-        from training.algorithm import Learner
-        from training.rollouts import categorical_policy, gaussian_policy, make_envs
+        from training.rollouts import make_envs
         from training.runs import RunFolder
 
         self.settings = settings
-        self.env_id = ENV_IDS[settings.task]
-        self.agent_class = AGENT_CLASSES[settings.task]
-        self.envs = make_envs(self.env_id, settings.num_envs)
-        observation_size = self.envs.single_observation_space.shape[0]
-        gaussian = settings.task == "pendulum"
-        if gaussian:
-            space = self.envs.single_action_space
-            self.low, self.high = space.low, space.high
-            self.actor = networks.build_gaussian_policy(
-                observation_size, settings.actor_hidden, space.shape[0], settings.seed
-            )
-            self.exported = self.actor
-        else:
-            self.actor = networks.build_categorical_policy(
-                observation_size,
-                settings.actor_hidden,
-                int(self.envs.single_action_space.n),
-                settings.seed,
-            )
-            self.exported = networks.export_categorical_policy(self.actor)
-        critic = (
-            networks.build_critic(observation_size, settings.critic_hidden, settings.seed + 100)
-            if settings.baseline
-            else None
-        )
-        self.learner = Learner(settings, self.actor, critic)
-        self.forward = networks.NumpyForward(self.actor)
-        if gaussian:
-            self.policy = gaussian_policy(self.forward, self.low, self.high)
-            self.greedy = gaussian_policy(self.forward, self.low, self.high, greedy=True)
-        else:
-            self.policy = categorical_policy(self.forward)
-            self.greedy = categorical_policy(self.forward, greedy=True)
-        self.eval_envs = None
-        self.max_episode_steps = gym.spec(self.env_id).max_episode_steps
-
-        self.episodes = self.updates = self.useful_steps = self.env_steps = 0
-        self.wall_before = 0.0
-        self.scores: deque[float] = deque(
-            maxlen=max(settings.running_window, settings.eval_episodes)
-        )
-        self.last_checkpoint = 0
-        self.evaluations: list[dict[str, Any]] = []
+        self.on_update = on_update
+        task = TASKS[settings.agent]
+        self.agent_class = AGENT_CLASSES[settings.agent]
+        self.envs = make_envs(task.env_id, settings.num_envs)
+        self.algorithm: Algorithm = settings.make_algorithm(self.envs)
+        self.solve_check = SolveCheck(settings, task.env_id)
+        self.state = RunState(settings)
         if resume is None:
             self.run = RunFolder.create(settings)
         else:
             self.run = RunFolder(resume, tensorboard=settings.tensorboard)
+            try:
+                arrays, counters = self.run.load_state()
+                self.algorithm.load_state(arrays)
+                self.state.restore(counters)
+            except (OSError, ValueError, KeyError) as error:  # BadZipFile is a ValueError
+                reason = describe_error(error).split(". ")[0]
+                raise TrainingError(
+                    f"{self.run.state_path}: damaged or incomplete ({reason}); restore it from a "
+                    "backup or start a new run"
+                ) from error
             self.run.write_json("settings.json", settings.to_json())
-            self._restore()
-        self.run.open_progress(self.episodes)
+        self.run.open_progress(self.state.episodes)
         if command is not None:
             self.run.record_command(command)
-        self.on_update = on_update
-
-    # --- state ---------------------------------------------------------------------------------
-    def _counters(self) -> dict[str, Any]:
-        return {
-            "episodes": self.episodes,
-            "updates": self.updates,
-            "useful_steps": self.useful_steps,
-            "env_steps": self.env_steps,
-            "wall_time": self.wall_time(),
-            "last_checkpoint": self.last_checkpoint,
-            "scores": np.asarray(self.scores, dtype=np.float64),
-        }
-
-    def _restore(self) -> None:
-        arrays, counters = self.run.load_state()
-        self.learner.load_state(arrays)
-        for name in ("episodes", "updates", "useful_steps", "env_steps", "last_checkpoint"):
-            setattr(self, name, int(counters[name]))
-        self.wall_before = float(counters["wall_time"])
-        self.scores.extend(float(s) for s in counters["scores"])
-
-    def wall_time(self) -> float:
-        return self.wall_before + (
-            time.perf_counter() - self._start if hasattr(self, "_start") else 0.0
-        )
-
-    def running_reward(self) -> float:
-        window = list(self.scores)[-self.settings.running_window :]
-        return float(np.mean(window)) if window else 0.0
 
     def agent(self):
+        """The current policy as a competition agent, with how it was trained in its config."""
         extra = {
             "training": {
                 "settings": self.settings.to_json(),
-                "episodes": self.episodes,
-                "updates": self.updates,
+                "episodes": self.state.episodes,
+                "updates": self.state.updates,
                 "run": self.run.path.name,
             }
         }
-        return self.agent_class(self.exported, seed=self.settings.seed, extra_config=extra)
+        try:
+            return self.agent_class(
+                self.algorithm.exported, seed=self.settings.seed, extra_config=extra
+            )
+        except ValueError as error:
+            # Finite but huge weights pass the check after the update and overflow here.
+            if policy_outputs_finite(self.algorithm.exported):
+                raise
+            raise DivergenceError(
+                "the policy's outputs overflow on ordinary observations", self.state.updates
+            ) from error
+
+    def finite_state(self) -> dict[str, np.ndarray]:
+        """The algorithm's arrays for the resume state; DivergenceError if any is not finite
+        (so diverged weights are never saved)."""
+        arrays = self.algorithm.state()
+        if problem := non_finite_arrays(arrays):
+            raise DivergenceError(problem, self.state.updates)
+        return arrays
 
     def save_checkpoint(self) -> None:
-        self.agent().save(self.run.checkpoint_prefix(self.episodes))
-        self.last_checkpoint = self.episodes
-        self.run.save_state(self.learner.state(), self._counters())
+        arrays = self.finite_state()
+        self.agent().save(self.run.checkpoint_prefix(self.state.episodes))
+        self.state.last_checkpoint = self.state.episodes
+        self.run.save_state(arrays, self.state.counters())
 
-    # --- the loop --------------------------------------------------------------------------------
     def train(self) -> TrainingResult:
         from tqdm import tqdm
 
-        settings = self.settings
-        self._start = time.perf_counter()
+        settings, state = self.settings, self.state
+        state.start_clock()
         bar = tqdm(
             total=settings.max_episodes,
-            initial=self.episodes,
+            initial=state.episodes,
             unit="ep",
             disable=not settings.progress_bar,
             dynamic_ncols=True,
             file=sys.stderr,
         )
-        stop_reason = self._stop_reason()
+        divergence = None
         try:
-            while stop_reason is None:
-                losses = self._one_update()
-                bar.update(len(self._last_scores))
-                bar.set_postfix(
-                    running=f"{self.running_reward():.1f}",
-                    actor=f"{losses['actor_loss']:.3g}",
-                    critic=f"{losses['critic_loss']:.3g}",
-                    refresh=False,
-                )
+            with terminate_as_interrupt():
                 stop_reason = self._stop_reason()
-                if self.on_update is not None:
-                    self.on_update(self.progress(losses))
+                while stop_reason is None:
+                    episodes_before = state.episodes
+                    losses = self._one_update()
+                    bar.update(state.episodes - episodes_before)
+                    bar.set_postfix(
+                        running=f"{state.running_reward():.1f}",
+                        actor=f"{losses.get('actor_loss', 0.0):.3g}",
+                        critic=f"{losses.get('critic_loss', 0.0):.3g}",
+                        refresh=False,
+                    )
+                    stop_reason = self._stop_reason()
+                    if self.on_update is not None:
+                        self.on_update(self.progress(losses))
+        except Terminated:
+            stop_reason = "terminated"
         except KeyboardInterrupt:
             stop_reason = "interrupted"
+        except DivergenceError as error:
+            stop_reason, divergence = "diverged", self._divergence(error)
         finally:
             bar.close()
-        return self._finish(stop_reason)
+        with deferred_interrupt(reraise=False):  # a second signal must not cut the save short
+            return self._finish(stop_reason, divergence)
 
     def progress(self, losses: dict[str, float]) -> dict[str, Any]:
         """What an observer (a sweep, a dashboard) sees after each update."""
-        latest = self.evaluations[-1] if self.evaluations else {}
+        state = self.state
+        latest = state.evaluations[-1] if state.evaluations else {}
         return {
-            "episodes": self.episodes,
-            "updates": self.updates,
-            "env_steps": self.useful_steps,
-            "wall_time": self.wall_time(),
-            "running_reward": self.running_reward(),
-            "greedy_score": latest.get("agent_mean", latest.get("numpy_mean")),
+            "episodes": state.episodes,
+            "updates": state.updates,
+            "env_steps": state.env_steps,
+            "wall_time": state.wall_time(),
+            "running_reward": state.running_reward(),
+            "greedy_score": latest.get("agent_greedy_mean", latest.get("vectorised_greedy_mean")),
             **losses,
         }
 
     def _one_update(self) -> dict[str, float]:
-        from training.algorithm import tail_discounts, time_weights
-        from training.returns import discounted_returns
-        from training.rollouts import collect
-
-        settings = self.settings
-        self.forward.refresh()
-        sequence = update_seed(settings.seed, self.updates)
+        settings, state = self.settings, self.state
+        sequence = update_seed(settings.seed, state.updates)
         rng = np.random.default_rng(sequence)
         reset_seed = int(sequence.generate_state(1)[0])
-        batch = collect(self.envs, self.policy, settings.episodes_per_update, rng, reset_seed)
-        returns = discounted_returns(batch.rewards, settings.gamma, batch.mask)
-        weights = time_weights(batch.mask, settings.gamma, settings.discount_weighting)
+        # A diverging policy overflows in the rollouts first; the check after the update
+        # reports it once, in one line, instead of NumPy warning at every overflow.
+        with np.errstate(over="ignore", invalid="ignore"):
+            experience = self.algorithm.collect(rng, reset_seed)
         with deferred_interrupt():
-            bootstrap = batch.truncated & settings.bootstrap_truncated
-            tails = tail_discounts(batch.lengths, bootstrap, batch.mask.shape[1], settings.gamma)
-            losses = self.learner.update(
-                batch.observations,
-                batch.actions,
-                returns,
-                weights,
-                batch.mask,
-                batch.final_observations,
-                tails,
-            )
-            self.updates += 1
-            self.useful_steps += batch.useful_steps
-            self.env_steps += batch.env_steps
-            rows = []
-            for score, length in zip(batch.scores, batch.lengths, strict=True):
-                self.episodes += 1
-                self.scores.append(float(score))
-                rows.append(
-                    {
-                        "episode": self.episodes,
-                        "update": self.updates,
-                        "reward": float(score),
-                        "length": int(length),
-                        "running_reward": round(self.running_reward(), 6),
-                        **{k: round(v, 6) for k, v in losses.items()},
-                        "env_steps": self.useful_steps,
-                        "wall_time": round(self.wall_time(), 4),
-                    }
-                )
-            self.run.append_progress(rows)
-            self._last_scores = batch.scores
+            outcome = self.algorithm.learn(experience)
+            if problem := non_finite_figures(outcome.losses):
+                raise DivergenceError(problem, state.updates + 1)
+            self.run.append_progress(state.record(outcome))
             every = settings.checkpoint_every
-            if self.episodes // every > self.last_checkpoint // every:
+            if state.episodes // every > state.last_checkpoint // every:
                 self.save_checkpoint()
-        return losses
+        return outcome.losses
 
     def _stop_reason(self) -> str | None:
-        settings = self.settings
+        settings, state = self.settings, self.state
         if (
             settings.stop == "running_reward"
-            and len(self.scores) >= 1
-            and (self.running_reward() > settings.target_running_reward)
+            and state.scores
+            and state.running_reward() > settings.target_running_reward
         ):
             return "running_reward"
-        if settings.stop == "solved" and self._solved():
-            return "solved"
-        if self.episodes >= settings.max_episodes:
+        if settings.stop == "solved":
+            solved = self.solve_check(state, self.algorithm, self.agent)
+            self.run.log_evaluations(state.evaluations)
+            if solved:
+                return "solved"
+        if state.episodes >= settings.max_episodes:
             return "max_episodes"
-        if settings.max_seconds and self.wall_time() >= settings.max_seconds:
+        if settings.max_env_steps and state.env_steps >= settings.max_env_steps:
+            return "max_env_steps"
+        if settings.max_seconds and state.wall_time() >= settings.max_seconds:
             return "max_seconds"
         return None
 
-    def _solved(self) -> bool:
-        """Greedy evaluation, gated: recent training rewards high enough, every few updates,
-        a cheap vectorised NumPy check first, then the agent's own ``act`` decides."""
-        settings = self.settings
-        recent = list(self.scores)[-settings.eval_episodes :]
-        if (
-            self.updates == 0
-            or self.updates % settings.eval_every
-            or len(recent) < settings.eval_episodes
-            or np.mean(recent) < settings.eval_gate
-        ):
-            return False
-        from training.rollouts import greedy_mean, make_envs
-
-        eval_seed = evaluation_seed(settings.seed, self.updates)
-        if self.eval_envs is None:
-            self.eval_envs = make_envs(self.env_id, settings.eval_episodes)
-        self.forward.refresh()
-        quick, finished = greedy_mean(
-            self.eval_envs, self.greedy, settings.solve_threshold, self.max_episode_steps, eval_seed
+    def _divergence(self, error: DivergenceError) -> str:
+        """One line: which update diverged, what, what was kept and which settings to suspect."""
+        settings, state = self.settings, self.state
+        kept = (
+            f"kept the last finite checkpoint {self.run.checkpoint_prefix(state.last_checkpoint)}"
+            if state.last_checkpoint
+            else "no checkpoint was saved before it"
         )
-        record: dict[str, Any] = {
-            "update": self.updates,
-            "episode": self.episodes,
-            "wall_time": round(self.wall_time(), 3),
-            "numpy_mean" if finished else "numpy_bound": quick,
-        }
-        solved = False
-        if finished and quick >= settings.solve_threshold:
-            from agents.evaluation import evaluate
+        suspects = ", ".join(
+            as_flag(name, getattr(settings, name))
+            for name in settings.DIVERGENCE_SUSPECTS
+            if not settings.unmet(field_metadata(name, type(settings)).get("needs"))
+        )
+        return (
+            f"diverged at update {error.update} (after episode {state.episodes}): "
+            f"{error}; {kept}; suspect {suspects} (try a smaller learning rate or clipnorm)"
+        )
 
-            result = evaluate(self.agent(), self.env_id, settings.eval_episodes, eval_seed)
-            record["agent_mean"] = result.mean
-            solved = result.mean >= settings.solve_threshold
-        self.evaluations.append(record)
-        self.run.log_evaluation(record)
-        return solved
-
-    def _finish(self, stop_reason: str) -> TrainingResult:
-        settings = self.settings
-        train_seconds = self.wall_time()
-        if (
-            self.last_checkpoint != self.episodes
-            or not self.run.checkpoint_prefix(self.episodes).with_suffix(".keras").exists()
-        ):
+    def _save_last(self, stop_reason: str) -> None:
+        """The checkpoint and resume state at the last update, and the final agent."""
+        state = self.state
+        checkpoint = self.run.checkpoint_prefix(state.episodes).with_suffix(".keras")
+        if state.last_checkpoint != state.episodes or not checkpoint.exists():
             self.save_checkpoint()
         else:
-            self.run.save_state(self.learner.state(), self._counters())
-        if stop_reason != "interrupted":
+            self.run.save_state(self.finite_state(), state.counters())
+        if stop_reason not in UNFINISHED:
             self.agent().save(self.run.final_prefix)
+
+    def _finish(self, stop_reason: str, divergence: str | None = None) -> TrainingResult:
+        settings, state = self.settings, self.state
+        train_seconds = state.wall_time()
+        if stop_reason != "diverged":  # diverged weights are never saved
+            try:
+                self._save_last(stop_reason)
+            except DivergenceError as error:
+                stop_reason, divergence = "diverged", self._divergence(error)
         self.run.close()
         self.run.plot_learning_curve(
-            f"{settings.SCRIPT} ({settings.task}, seed {settings.seed})",
+            f"{settings.SCRIPT} ({settings.agent}, seed {settings.seed})",
             settings.solve_threshold
             if settings.stop == "solved"
             else settings.target_running_reward,
@@ -386,19 +610,19 @@ class Trainer:
         result = TrainingResult(
             self.run.path,
             stop_reason,
-            self.episodes,
-            self.updates,
-            self.useful_steps,
-            self.env_steps,
+            state.episodes,
+            state.updates,
+            state.env_steps,
+            state.trained_steps,
             train_seconds,
-            self.running_reward(),
+            state.running_reward(),
             stop_reason == "solved",
-            self.evaluations,
+            state.evaluations,
+            divergence,
         )
         self.run.write_json("summary.json", result.to_json())
         self.envs.close()
-        if self.eval_envs is not None:
-            self.eval_envs.close()
+        self.solve_check.close()
         return result
 
 
@@ -416,25 +640,73 @@ def train(
     return Trainer(settings, resume, command, on_update).train()
 
 
-EXIT_INTERRUPTED = 130  # the shell's convention for a run ended by Ctrl-C
-
-
 def run_script(settings_class: type[TrainingSettings], argv: list[str] | None = None) -> int:
-    """What each script's ``main`` does: parse the command line, train, print the outcome.
+    """What each script's ``main`` does: parse the command line, train, print the outcome in
+    one line, and return the exit status (see the module docstring).
 
-    Returns 0 when the run ended by its stop rule or budget, 130 after Ctrl-C (the last
-    checkpoint and resume state are saved either way)."""
+    A user's mistake is one line on stderr (a traceback only with ``--debug``); Ctrl-C and
+    SIGTERM save the run, which ``--resume`` continues."""
     from training.settings import parse_command
 
+    name = settings_class.SCRIPT
     command = parse_command(settings_class, argv)
     words = sys.argv[1:] if argv is None else argv
-    line = shlex.join(["python", "-m", f"training.{settings_class.SCRIPT}", *words])
-    result = train(command.settings, command.resume, command=line)
-    rate = result.steps_per_second
+    line = shlex.join(["python", "-m", f"training.{name}", *words])
+    try:
+        with terminate_as_interrupt():
+            if command.resume is None and (problem := runs_dir_problem(command.settings)):
+                print(f"{name}: error: {problem}", file=sys.stderr)
+                return EXIT_USAGE
+            result = train(command.settings, command.resume, command=line)
+    except KeyboardInterrupt as stop:  # before the first update: there is nothing to save
+        signal_name = "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+        print(f"{name}: stopped by {signal_name} before training started", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+    except (OSError, TrainingError) as error:
+        if command.debug:
+            raise
+        print(f"{name}: error: {describe_error(error)}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.stop_reason == "diverged":
+        print(f"{name}: error: {result.divergence}; run folder {result.run_dir}", file=sys.stderr)
+        return EXIT_DIVERGED
+    if result.stop_reason in ("interrupted", "terminated"):
+        signal_name = "SIGTERM" if result.stop_reason == "terminated" else "Ctrl-C"
+        print(
+            f"{name}: stopped by {signal_name} after {result.episodes} episodes; saved a "
+            f"checkpoint and the resume state; continue with: python -m training.{name} "
+            f"--resume {shlex.quote(str(result.run_dir))}"
+        )
+        return EXIT_TERMINATED if result.stop_reason == "terminated" else EXIT_INTERRUPTED
+    greedy = ""
+    if result.greedy_figure is not None:
+        figure, value = result.greedy_figure
+        episodes = command.settings.eval_episodes
+        greedy = f", {figure.replace('_', ' ')} {value:.1f} over {episodes} episodes"
     print(
-        f"{settings_class.SCRIPT}: {result.stop_reason} after {result.episodes} episodes, "
+        f"{name}: {result.stop_reason} after {result.episodes} episodes, "
         f"{result.updates} updates, {result.train_seconds:.1f} s of training "
-        f"({rate:,.0f} env steps/s), running reward {result.running_reward:.1f}; "
-        f"run folder {result.run_dir}"
+        f"({result.steps_per_second:,.0f} env steps/s){greedy}, running reward "
+        f"{result.running_reward:.1f}; run folder {result.run_dir}"
     )
-    return EXIT_INTERRUPTED if result.stop_reason == "interrupted" else 0
+    return 0
+
+
+def runs_dir_problem(settings: TrainingSettings) -> str | None:
+    """Why the folder for new runs cannot be created (checked before TensorFlow loads)."""
+    try:
+        Path(settings.runs_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return (
+            f"--runs-dir {settings.runs_dir}: cannot create it ({error.strerror}); "
+            "pick a folder you can write to"
+        )
+    return None
+
+
+def describe_error(error: BaseException) -> str:
+    """An error as one line: an OSError's path and reason, otherwise its message."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror}"
+    return str(error)

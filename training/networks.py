@@ -1,4 +1,4 @@
-"""The SPEC section 3 networks as Keras models, and a NumPy forward pass for rollouts.
+"""The course's networks as Keras models, and a NumPy forward pass for rollouts.
 
 Keras models carry the weights, the gradients and the saved agents; rollouts call
 :class:`NumpyForward` instead, which copies the weights once per update and costs microseconds
@@ -72,6 +72,25 @@ def build_gaussian_policy(
     log_std = _output(action_size, seed + len(hidden) + 1, "log_std_tanh", "tanh")(x)
     log_std = keras.layers.Rescaling(LOG_STD_SCALE, offset=LOG_STD_OFFSET, name="log_std")(log_std)
     return keras.Model(inputs, [mean, log_std], name="policy")
+
+
+def build_policy(
+    observation_size: int, hidden: Sequence[int], action_space, seed: int
+) -> tuple[keras.Model, keras.Model]:
+    """The policy the action space calls for, as (model to train, model the agent saves).
+
+    Discrete actions: a logits network, saved with a softmax on top (same layers). Box
+    actions: the Gaussian network, saved as it is.
+    """
+    from gymnasium import spaces
+
+    if isinstance(action_space, spaces.Discrete):
+        logits = build_categorical_policy(observation_size, hidden, int(action_space.n), seed)
+        return logits, export_categorical_policy(logits)
+    if isinstance(action_space, spaces.Box):
+        gaussian = build_gaussian_policy(observation_size, hidden, action_space.shape[0], seed)
+        return gaussian, gaussian
+    raise ValueError(f"no policy network for action space {action_space}")
 
 
 def build_critic(observation_size: int, hidden: Sequence[int], seed: int) -> keras.Sequential:

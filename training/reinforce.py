@@ -1,28 +1,18 @@
-"""Variant 1: REINFORCE on CartPole-v1 (SPEC section 3.1).
+"""Variant 1: REINFORCE on CartPole-v1.
 
 python -m training.reinforce                  # the course, exactly
 python -m training.reinforce --preset fast    # vectorised, solves in seconds
+
+The algorithm lives in the shared core: training.rollouts collects episodes,
+training.returns computes G_t, training.algorithm holds the loss and the update,
+training.loop runs it; training.presets holds the numbers.
 """
 
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from training.settings import CARTPOLE_SOLVED, TrainingSettings
-
-FAST: dict[str, Any] = {
-    "num_envs": 16,
-    "episodes_per_update": 16,
-    "actor_learning_rate": 3e-3,
-    "standardise": "batch",
-    "discount_weighting": False,
-    "batch_reduction": "mean",
-    "stop": "solved",
-    "solve_threshold": CARTPOLE_SOLVED,
-    "eval_gate": 450.0,
-    "max_episodes": 20_000,
-    "max_seconds": 120.0,
-    "checkpoint_every": 1000,
-}
+from training.presets import PRESETS
+from training.settings import TrainingSettings
 
 
 @dataclass(frozen=True)
@@ -32,7 +22,7 @@ class ReinforceSettings(TrainingSettings):
     episodes. The fast preset standardises G_t over a batch of 16 episodes (a batch-mean
     baseline) and drops the gamma^t factor."""
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"course": {}, "fast": FAST}
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS["reinforce"]
     SCRIPT: ClassVar[str] = "reinforce"
 
 

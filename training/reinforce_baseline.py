@@ -1,17 +1,18 @@
-"""Variant 2: REINFORCE with a learned baseline on CartPole-v1 (SPEC section 3.2).
+"""Variant 2: REINFORCE with a learned baseline on CartPole-v1.
 
 python -m training.reinforce_baseline                 # the course, exactly
 python -m training.reinforce_baseline --preset fast   # vectorised, solves in seconds
+
+The algorithm lives in the shared core: training.algorithm (the critic's Huber steps and the
+actor's weighted log-likelihood), training.rollouts, training.returns and training.loop;
+training.presets holds the numbers.
 """
 
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from training.reinforce import FAST as REINFORCE_FAST
+from training.presets import PRESETS
 from training.settings import TrainingSettings
-
-#: REINFORCE's fast preset, plus a critic that learns faster than the actor.
-FAST: dict[str, Any] = {**REINFORCE_FAST, "critic_learning_rate": 1e-2}
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class ReinforceBaselineSettings(TrainingSettings):
     actor's weight is G_t - V(s_t). The fast preset batches 16 episodes and standardises
     the weights over the batch."""
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"course": {}, "fast": FAST}
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS["reinforce_baseline"]
     SCRIPT: ClassVar[str] = "reinforce_baseline"
 
     baseline: bool = True

@@ -2,8 +2,8 @@
 
 Every collection resets the environments with a seed derived from the run's seed and the
 update counter and keeps the first K episodes to start (see :func:`collect`). Environments
-with nothing left to do keep stepping (a vector env steps all of them) but their steps are
-dropped and not counted as useful.
+with nothing left to do keep stepping (a vector env steps all of them): their steps count as
+environment steps but are not learned from.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
-from training.distributions import Categorical, Gaussian
+from training.distributions import distribution_for
 from training.networks import NumpyForward
 
 # policy(observations, rng) -> (actions for env.step, actions to learn from)
@@ -29,27 +29,39 @@ def make_envs(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
     return RecordEpisodeStatistics(gym.make_vec(env_id, num_envs, vectorization_mode=mode))
 
 
-def categorical_policy(forward: NumpyForward, greedy: bool = False) -> Policy:
-    def act(observations: np.ndarray, rng: np.random.Generator):
-        logits = forward(observations)
-        actions = (
-            Categorical.mode_numpy(logits) if greedy else Categorical.sample_numpy(logits, rng)
+def check_next_step_autoreset(envs: gym.vector.VectorEnv) -> None:
+    """Refuse vector envs that do not reset on the step after an episode ends.
+
+    The rollouts below rely on next-step autoreset (the step after an episode's end is a reset
+    step that belongs to no episode); under same-step or disabled autoreset they would
+    silently mix or drop steps.
+    """
+    mode = envs.metadata.get("autoreset_mode")
+    if mode != gym.vector.AutoresetMode.NEXT_STEP:
+        raise ValueError(
+            f"the rollouts need gymnasium's next-step autoreset, but these environments use "
+            f"{mode!r}: make them with autoreset_mode=AutoresetMode.NEXT_STEP"
         )
-        return actions, actions
-
-    return act
 
 
-def gaussian_policy(
-    forward: NumpyForward, low: np.ndarray, high: np.ndarray, greedy: bool = False
-) -> Policy:
-    """Samples N(mean, sigma) (or takes the mean) and clips what goes to the environment to
-    the action bounds; the unclipped sample is what the loss scores."""
+def make_policy(forward: NumpyForward, action_space: gym.Space, greedy: bool = False) -> Policy:
+    """Sample from (or, ``greedy``, take the mode of) the policy the action space calls for.
+
+    Continuous actions are clipped to the space's bounds before they reach the environment;
+    the unclipped sample is what the loss scores.
+    """
+    distribution = distribution_for(action_space)
+    pick = distribution.mode_numpy if greedy else None
+    bounds = (
+        (action_space.low, action_space.high) if isinstance(action_space, gym.spaces.Box) else None
+    )
 
     def act(observations: np.ndarray, rng: np.random.Generator):
-        mean, log_std = forward(observations)
-        actions = Gaussian.mode_numpy(mean) if greedy else Gaussian.sample_numpy(mean, log_std, rng)
-        return np.clip(actions, low, high).astype(np.float32), actions
+        outputs = forward(observations)
+        actions = pick(outputs) if pick else distribution.sample_numpy(outputs, rng)
+        if bounds is None:
+            return actions, actions
+        return np.clip(actions, *bounds).astype(np.float32), actions
 
     return act
 
@@ -64,16 +76,13 @@ class EpisodeBatch:
     mask: np.ndarray  # (B, T) float32, 1 on real steps
     lengths: np.ndarray  # (B,) int
     scores: np.ndarray  # (B,) float, the episodes' total rewards
-    env_steps: int  # every environment step taken, useful or not
+    env_steps: int  # every environment step taken, in the batch's episodes or not
     final_observations: np.ndarray  # (B, obs) float32, the observation after the last step
     truncated: np.ndarray  # (B,) bool, ended by the time limit rather than by failing
 
     @property
-    def num_episodes(self) -> int:
-        return len(self.lengths)
-
-    @property
-    def useful_steps(self) -> int:
+    def trained_steps(self) -> int:
+        """Steps of the batch's episodes: the ones the update learns from."""
         return int(self.lengths.sum())
 
 
@@ -93,6 +102,7 @@ def collect(
     autoreset: the step after an episode's end is a reset step (action ignored, reward 0),
     which belongs to no episode.
     """
+    check_next_step_autoreset(envs)
     num_envs = envs.num_envs
     episode_of = np.where(np.arange(num_envs) < num_episodes, np.arange(num_envs), -1)
     started = min(num_envs, num_episodes)

@@ -99,6 +99,23 @@ class ScalarWriter:
         self._writer.close()
 
 
+def resume_problem(path: Path) -> str | None:
+    """Why the folder ``path`` cannot be resumed (as the end of a one-line error), or None."""
+    path = Path(path)
+    if not path.exists():
+        return "no such folder"
+    if not path.is_dir():
+        return "not a folder: give a run folder, such as runs/<script>-seed<seed>-<time>"
+    if not (path / "settings.json").is_file():
+        return "not a run folder (it has no settings.json)"
+    if not (path / STATE_FILE).is_file():
+        return (
+            f"the run has no resume state ({STATE_FILE}): it stopped before saving any; "
+            "start a new run"
+        )
+    return None
+
+
 class RunFolder:
     """One run's folder; every write is either append-only or atomic (temp file + rename)."""
 
@@ -111,6 +128,8 @@ class RunFolder:
         self._writer: Any = None
         self._scalars: ScalarWriter | None = None
         self._last_speed_point = (0.0, 0.0)  # (env_steps, wall_time) of the last logged row
+        self._first_step = 1  # the first episode this session logs
+        self._evaluations_logged = 0  # evaluation records already written as scalars
 
     @classmethod
     def create(cls, settings: TrainingSettings) -> RunFolder:
@@ -159,8 +178,9 @@ class RunFolder:
         self._writer = csv.DictWriter(self._progress_file, PROGRESS_COLUMNS)
         if kept:
             self._last_speed_point = (float(kept[-1]["env_steps"]), float(kept[-1]["wall_time"]))
+        self._first_step = keep_episodes + 1
         if self.tensorboard:
-            self._scalars = ScalarWriter(self.path, keep_episodes + 1)
+            self._scalars = ScalarWriter(self.path, self._first_step)
 
     def append_progress(self, rows: list[dict[str, Any]]) -> None:
         """Append one update's rows to progress.csv and, with ``tensorboard``, the same
@@ -183,16 +203,21 @@ class RunFolder:
         self._last_speed_point = (steps, wall)
         self._scalars.flush()
 
-    def log_evaluation(self, record: dict[str, Any]) -> None:
-        """A greedy evaluation's results as scalars ``eval/<key>`` at its episode."""
+    def log_evaluations(self, records: list[dict[str, Any]]) -> None:
+        """The greedy evaluations not logged yet, as scalars ``eval/<figure>`` at their episode
+        (a resumed run's restored evaluations were logged by the session that made them)."""
         if self._scalars is None:
             return
-        values = {
-            f"eval/{key}": float(value)
-            for key, value in record.items()
-            if key not in EVALUATION_POSITION_KEYS and isinstance(value, int | float)
-        }
-        self._scalars.write(int(record["episode"]), values)
+        for record in records[self._evaluations_logged :]:
+            if record["episode"] <= self._first_step - 1:
+                continue
+            values = {
+                f"eval/{key}": float(value)
+                for key, value in record.items()
+                if key not in EVALUATION_POSITION_KEYS and isinstance(value, int | float)
+            }
+            self._scalars.write(int(record["episode"]), values)
+        self._evaluations_logged = len(records)
         self._scalars.flush()
 
     def read_progress(self) -> list[dict[str, str]]:
@@ -214,6 +239,10 @@ class RunFolder:
     @property
     def final_prefix(self) -> Path:
         return self.path / "final"
+
+    @property
+    def state_path(self) -> Path:
+        return self.path / STATE_FILE
 
     def save_state(self, arrays: dict[str, np.ndarray], counters: dict[str, float]) -> None:
         payload = {**arrays, **{COUNTER_PREFIX + k: np.asarray(v) for k, v in counters.items()}}

@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--promote",
         action="store_true",
         help="copy the fastest solved trial's agent and its record into --weights-dir "
-        "(training.promote)",
+        "(tools.promote)",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="with --promote: replace existing weights"
@@ -269,9 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def promote_best(
     summary: dict[str, Any], out: Path, weights_dir: Path | None, overwrite: bool
 ) -> int:
-    """Ship the fastest solved trial through training.promote (which writes the record and
+    """Ship the fastest solved trial through tools.promote (which writes the record and
     refuses to replace weights unless ``overwrite``); 1 when there is nothing to ship."""
-    from training import promote
+    from tools import promote
 
     best = report.best_solved_trial(summary)
     if best is None:

@@ -304,7 +304,7 @@ def decode_config(settings_class: type, config: dict[str, Any]) -> dict[str, Any
         if key == "seed":
             continue
         if hints[key] == tuple[int, ...] and isinstance(value, str):
-            value = parse_value(value, hints[key], key)
+            value = parse_value(value, hints[key], key, "--space", settings_class)
         values[key] = value
     return settings_class.typed(values)
 
@@ -336,7 +336,7 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
     tune.report(
         {
             "running_reward": result.running_reward,
-            "env_steps": result.useful_steps,
+            "env_steps": result.env_steps,
             "wall_time": result.train_seconds,
             "episodes": result.episodes,
             "updates": result.updates,
@@ -348,7 +348,6 @@ def run_trial(config: dict[str, Any], spec: dict[str, Any]) -> None:
             "solved": result.solved,
             "stop_reason": result.stop_reason,
             "train_seconds": result.train_seconds,
-            "useful_steps": result.useful_steps,
             "trial_seconds": time.perf_counter() - started,
             "run_dir": str(result.run_dir),
         }
@@ -362,18 +361,19 @@ def _number(value: Any) -> float:
 def final_greedy_score(result: Any, settings: Any) -> float:
     """The final agent's greedy mean over ``eval_episodes``: the solving evaluation's score
     when the run solved (it evaluated exactly this agent), else one evaluation now, so unsolved
-    trials are compared on the same footing."""
-    if result.solved and result.evaluations and "agent_mean" in result.evaluations[-1]:
-        return float(result.evaluations[-1]["agent_mean"])
-    if result.stop_reason == "interrupted":
+    trials are compared on the same footing (NaN when the run saved no final agent)."""
+    if result.solved and result.evaluations and "agent_greedy_mean" in result.evaluations[-1]:
+        return float(result.evaluations[-1]["agent_greedy_mean"])
+    if not result.saved_final:
         return math.nan
     from agents import AGENT_CLASSES
     from agents.evaluation import evaluate
-    from training.loop import ENV_IDS, evaluation_seed
+    from training.loop import evaluation_seed
+    from training.tasks import TASKS
 
-    agent = AGENT_CLASSES[settings.task].load(result.run_dir / "final")
+    agent = AGENT_CLASSES[settings.agent].load(result.run_dir / "final")
     seed = evaluation_seed(settings.seed, result.updates)
-    return evaluate(agent, ENV_IDS[settings.task], settings.eval_episodes, seed).mean
+    return evaluate(agent, TASKS[settings.agent].env_id, settings.eval_episodes, seed).mean
 
 
 # --- the sweep -----------------------------------------------------------------------------------
@@ -523,7 +523,7 @@ def _TrialPrinter(plan: SweepPlan) -> Any:  # noqa: N802 - builds a Tune callbac
             if metrics.get("solved"):
                 outcome = (
                     f"solved in {metrics['train_seconds']:.1f} s, "
-                    f"{int(metrics['useful_steps']):,} steps"
+                    f"{int(metrics['env_steps']):,} env steps"
                 )
             elif metrics.get("finished"):
                 outcome = f"{metrics['stop_reason']}, greedy {metrics['greedy_score']:.1f}"
@@ -583,7 +583,7 @@ def trial_row(
         "solved": solved,
         "stop_reason": stop_reason.get(status),
         "time_to_solve": metrics["train_seconds"] if solved else None,
-        "steps_to_solve": int(metrics["useful_steps"]) if solved else None,
+        "steps_to_solve": int(metrics["env_steps"]) if solved else None,
         "episodes": int(metrics["episodes"]) if "episodes" in metrics else None,
         "train_seconds": metrics.get("train_seconds", metrics.get("wall_time")),
         "trial_seconds": metrics.get("trial_seconds"),

@@ -22,7 +22,7 @@ PRESET = "fast"  # every trial starts from its script's fast preset
 FIRST_SEED = 1  # seeds 1..N, as the training-speed benchmark uses
 #: Fields the sweep sets itself, so a grid or space may not: the seed comes from --seeds, the
 #: rest keeps trials quiet, single-threaded and inside the sweep's folder.
-RESERVED_FIELDS = frozenset({"task", "seed", "runs_dir", "progress_bar", "threads"})
+RESERVED_FIELDS = frozenset({"agent", "seed", "runs_dir", "progress_bar", "threads"})
 TRIAL_THREADS = 1  # TensorFlow threads per trial: one trial per CPU scales best
 TUPLE_SEPARATOR = "x"  # actor_hidden=64x64,128 is two values: (64, 64) and (128,)
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
@@ -102,10 +102,10 @@ def settings_class_for(script: str) -> type[TrainingSettings]:
 
 def check_script_trains(settings_class: type[TrainingSettings], agent: str) -> None:
     """Refuse a script whose fast preset trains the other agent."""
-    task = settings_class.preset(PRESET).task
-    if task != agent:
+    trains = settings_class.preset(PRESET).agent
+    if trains != agent:
         raise SweepError(
-            f"--script {settings_class.SCRIPT} trains {task}, not {agent}; "
+            f"--script {settings_class.SCRIPT} trains {trains}, not {agent}; "
             f"for {agent} the default is --script {DEFAULT_SCRIPTS[agent]}"
         )
 
@@ -116,7 +116,13 @@ def sweepable_fields(settings_class: type[TrainingSettings]) -> list[str]:
     return [f.name for f in dataclasses.fields(settings_class) if f.name not in RESERVED_FIELDS]
 
 
-def parse_value(text: str, kind: Any, name: str, flag: str = "--grid") -> Any:
+def parse_value(
+    text: str,
+    kind: Any,
+    name: str,
+    flag: str = "--grid",
+    settings_class: type[TrainingSettings] = TrainingSettings,
+) -> Any:
     """One value converted to the field's declared type, or a SweepError saying why not."""
     text = text.strip()
     try:
@@ -132,7 +138,7 @@ def parse_value(text: str, kind: Any, name: str, flag: str = "--grid") -> Any:
         if kind is float:
             return float(text)
         if kind is str:
-            choices = field_metadata(name)["choices"]
+            choices = field_metadata(name, settings_class)["choices"]
             if choices and text not in choices:
                 raise ValueError(f"expected one of {list(choices)}")
             return text
@@ -176,7 +182,10 @@ def parse_grid(
         name = _field_name(key, "--grid", settings_class)
         if name in grid:
             raise SweepError(f"--grid {name} given twice")
-        grid[name] = [parse_value(text, hints[name], name) for text in values.split(",")]
+        grid[name] = [
+            parse_value(text, hints[name], name, "--grid", settings_class)
+            for text in values.split(",")
+        ]
     return grid
 
 
@@ -216,7 +225,9 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
-def parse_distribution(text: str, kind: Any, name: str) -> Distribution:
+def parse_distribution(
+    text: str, kind: Any, name: str, settings_class: type[TrainingSettings] = TrainingSettings
+) -> Distribution:
     """``loguniform:1e-4:1e-2``, ``uniform:a:b``, ``int:a:b`` or ``choice:a,b,c`` for the
     field ``name`` of type ``kind``."""
     distribution, _, rest = text.strip().partition(":")
@@ -229,7 +240,9 @@ def parse_distribution(text: str, kind: Any, name: str) -> Distribution:
     if distribution == "choice":
         if not rest.strip():
             raise SweepError(f"{flag}={text}: expected choice:a,b,c")
-        values = tuple(parse_value(part, kind, name, "--space") for part in rest.split(","))
+        values = tuple(
+            parse_value(part, kind, name, "--space", settings_class) for part in rest.split(",")
+        )
         return Distribution("choice", values)
     bounds = rest.split(":")
     if len(bounds) != 2:
@@ -267,7 +280,7 @@ def parse_space(
         name = _field_name(key, "--space", settings_class)
         if name in space:
             raise SweepError(f"--space {name} given twice")
-        space[name] = parse_distribution(text, hints[name], name)
+        space[name] = parse_distribution(text, hints[name], name, settings_class)
     return space
 
 
@@ -317,6 +330,8 @@ def check_trials(
     for end in (0, -1):
         candidates.append({**fixed, **{k: d.candidates[end] for k, d in space.items()}})
     first = None
+    unmet: dict[str, str] = {}  # settings that had no effect in every trial checked so far
+    effective: set[str] = set()
     for overrides in candidates:
         for seed in seeds:
             try:
@@ -325,6 +340,17 @@ def check_trials(
                 where = _blame(settings_class, overrides, seed, grid, space)
                 raise SweepError(f"{where}: {error}") from None
             first = first or settings
+        for key in overrides:
+            if missing := settings.unmet(field_metadata(key, settings_class).get("needs")):
+                unmet.setdefault(key, missing)
+            else:
+                effective.add(key)
+    if never := [key for key in unmet if key not in effective]:
+        key = never[0]
+        raise SweepError(
+            f"{key} has no effect without {unmet[key]}, which {settings_class.SCRIPT}'s fast "
+            f"preset lacks: add it with --grid, or drop {key}"
+        )
     assert first is not None  # there is at least one seed and one candidate
     return first
 

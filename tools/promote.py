@@ -1,10 +1,12 @@
 """Ship a training run's final agent as the package's weights, with a record of how it was made.
 
-    python -m training.promote runs/reinforce_normalised-seed7-20261126-050000 [--overwrite]
+    python -m tools.promote runs/reinforce_normalised-seed7-20261126-050000 [--overwrite]
 
 Copies `final.{keras,config}` to `weights/<agent>.{keras,config}` and the run's first
 checkpoint to `weights/early/<agent>.*` (the early agent of the side-by-side videos), the
-learning curve to `docs/<agent>_learning_curve.png`, and writes `weights/<agent>.json`: the
+learning curve to `docs/<agent>_learning_curve.png` (with `--weights-dir`, beside the weights
+unless `--docs-dir` says otherwise: promotion writes only where it is told), and writes
+`weights/<agent>.json`: the
 exact command, seed, settings, library versions, training time, file hashes and the greedy
 evaluation over 100 seeded episodes (seeds 0..99; for the pendulum also with the 500-step cap
 the course's benchmark uses). Existing weights are replaced only with `--overwrite`.
@@ -14,25 +16,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from training.environment import set_quiet_environment
 
-from agents import AGENT_CLASSES
-from agents.agent_files import agent_paths, sha256_of
-from agents.base import library_versions
-from agents.evaluation import evaluate
+set_quiet_environment()
+
+from agents import AGENT_CLASSES  # noqa: E402 - after the environment is set
+from agents.agent_files import agent_paths, sha256_of  # noqa: E402
+from agents.base import library_versions  # noqa: E402
+from agents.evaluation import evaluate  # noqa: E402
+from training.tasks import TASKS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS_DIR = REPO_ROOT / "weights"
 DEFAULT_DOCS_DIR = REPO_ROOT / "docs"
 EVALUATION_EPISODES = 100
 EVALUATION_SEED = 0
-#: Step caps the shipped agents are scored under: the environment's own, and the course's.
-EVALUATION_CAPS: dict[str, tuple[int | None, ...]] = {"cartpole": (None,), "pendulum": (None, 500)}
 
 
 class PromotionError(RuntimeError):
@@ -45,11 +47,11 @@ def _copy_pair(source: Path, target: Path) -> None:
         shutil.copyfile(source_file, target_file)
 
 
-def evaluate_shipped(kind: str, prefix: Path) -> dict[str, Any]:
+def evaluate_shipped(agent: str, prefix: Path) -> dict[str, Any]:
     """The greedy evaluations recorded beside shipped weights, keyed by step cap."""
-    agent_class = AGENT_CLASSES[kind]
+    agent_class = AGENT_CLASSES[agent]
     results = {}
-    for cap in EVALUATION_CAPS[kind]:
+    for cap in TASKS[agent].evaluation_caps:
         result = evaluate(
             agent_class.load(prefix), agent_class.env_id, EVALUATION_EPISODES, EVALUATION_SEED, cap
         )
@@ -63,9 +65,14 @@ def promote_run(
     run_dir: Path,
     weights_dir: Path = DEFAULT_WEIGHTS_DIR,
     overwrite: bool = False,
-    docs_dir: Path = DEFAULT_DOCS_DIR,
+    docs_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Copy a finished run into `weights_dir` and write its record; returns the record."""
+    """Copy a finished run into `weights_dir` and write its record; returns the record.
+
+    The learning curve goes to `docs_dir`; by default that is the repository's docs/ when
+    promoting into its weights/, and `weights_dir` itself otherwise."""
+    if docs_dir is None:
+        docs_dir = DEFAULT_DOCS_DIR if weights_dir == DEFAULT_WEIGHTS_DIR else weights_dir
     run_dir = Path(run_dir)
     needed = [run_dir / name for name in ("settings.json", "summary.json", "command.txt")]
     needed += list(agent_paths(run_dir / "final"))
@@ -73,7 +80,7 @@ def promote_run(
         raise PromotionError(f"{run_dir}: not a finished run, missing {missing}")
     settings = json.loads((run_dir / "settings.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
-    kind = settings["task"]
+    kind = settings["agent"]
     agent_class = AGENT_CLASSES[kind]
     agent_class.load(run_dir / "final")  # refuses a broken or foreign pair before anything
     target = weights_dir / kind
@@ -116,7 +123,7 @@ def promote_run(
                 "stop_reason",
                 "episodes",
                 "updates",
-                "useful_steps",
+                "env_steps",
                 "train_seconds",
                 "steps_per_second",
                 "solved",
@@ -137,10 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path, help="a finished run folder")
     parser.add_argument("--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR, help="target")
+    parser.add_argument(
+        "--docs-dir",
+        type=Path,
+        help="where the learning curve goes [docs/ for the default --weights-dir, else the "
+        "weights dir]",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing weights")
     args = parser.parse_args(argv)
     try:
-        record = promote_run(args.run_dir, args.weights_dir, args.overwrite)
+        record = promote_run(args.run_dir, args.weights_dir, args.overwrite, args.docs_dir)
     except PromotionError as error:
         parser.exit(1, f"error: {error}\n")
     print(f"{record['agent']}: shipped {record['weights']} from {record['source_run']}")

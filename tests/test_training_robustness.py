@@ -1,0 +1,519 @@
+"""Every failure is one clear line, and nothing is lost: settings, divergence, the resume lock,
+Ctrl-C and SIGTERM, output folders, quiet start-up and file modes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import typing
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_training_scripts import SCRIPTS, SETTINGS, only_run, read_rows, settings_for, tiny
+
+from agents import AGENT_CLASSES
+from training import reinforce, reinforce_baseline
+from training.loop import (
+    EXIT_DIVERGED,
+    EXIT_FAILED,
+    EXIT_TERMINATED,
+    RunState,
+    SolveCheck,
+    Terminated,
+    TrainingError,
+    deferred_interrupt,
+    terminate_as_interrupt,
+    train,
+)
+from training.settings import SettingError, field_metadata, parse_command
+
+REPO = Path(__file__).resolve().parents[1]
+SETTINGS_CLASSES = list(SETTINGS.values())
+#: Numbers that may take any finite value (a score to reach); every other number has bounds.
+UNBOUNDED = {"target_running_reward", "solve_threshold", "eval_gate"}
+
+
+def run_main(script, argv: list[str], capsys) -> tuple[int, str, str]:
+    """A script's exit status and what it printed (stdout, stderr)."""
+    try:
+        status = script.main(argv)
+    except SystemExit as exit_info:
+        status = exit_info.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def one_line(text: str) -> str:
+    assert text.endswith("\n") and text.count("\n") == 1, text
+    assert "Traceback" not in text
+    return text.strip()
+
+
+# --- settings ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["--num-envs", "0"], "--num-envs must be at least 1, got 0"),
+        (["--max-episodes", "0"], "--max-episodes must be at least 1, got 0"),
+        (["--eval-episodes", "0"], "--eval-episodes must be at least 1, got 0"),
+        (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1, got 0"),
+        (["--actor-hidden", "0"], "--actor-hidden must each be at least 1, got 0"),
+        (["--actor-hidden", "64", "0"], "--actor-hidden must each be at least 1, got 64 0"),
+        (["--gamma", "1.5"], "--gamma must be above 0 and at most 1, got 1.5"),
+        (["--gamma", "0"], "--gamma must be above 0 and at most 1, got 0.0"),
+        (
+            ["--actor-learning-rate", "nan"],
+            "--actor-learning-rate must be a finite number, got nan",
+        ),
+        (["--actor-learning-rate", "-0.001"], "--actor-learning-rate must be above 0, got -0.001"),
+        (["--clipnorm", "0"], "--clipnorm must be above 0, got 0.0"),
+        (["--entropy-coef", "inf"], "--entropy-coef must be a finite number, got inf"),
+        (["--max-seconds", "-1"], "--max-seconds must be at least 0, got -1.0"),
+        (["--seed", "-1"], "--seed must be at least 0, got -1"),
+        (["--bootstrap-truncated"], "--bootstrap-truncated needs --baseline"),
+        (
+            ["--critic-steps", "3"],
+            "--critic-steps has no effect without --baseline: add --baseline or drop "
+            "--critic-steps",
+        ),
+        (
+            ["--preset", "fast", "--target-running-reward", "200"],
+            "--target-running-reward has no effect without --stop running_reward: add --stop "
+            "running_reward or drop --target-running-reward",
+        ),
+        (
+            ["--preset", "fast", "--solve-threshold", "600"],
+            "--solve-threshold can never be reached: CartPole-v1 scores at most 500, got 600",
+        ),
+        (["--num-envs", "x"], "argument --num-envs: invalid int value: 'x'"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_flag(argv, line, capsys) -> None:
+    status, out, err = run_main(reinforce, argv, capsys)
+    assert status == 2 and out == ""
+    assert one_line(err) == f"reinforce: error: {line}"
+
+
+@pytest.mark.parametrize("settings_class", SETTINGS_CLASSES, ids=lambda c: c.SCRIPT)
+def test_every_numeric_setting_has_its_range(settings_class) -> None:
+    """Each number is checked generically from its metadata: a value outside is refused with
+    the field's name, NaN is refused for every float, and every preset is valid."""
+    for preset in settings_class.PRESETS:
+        settings_class.preset(preset)
+    hints = typing.get_type_hints(settings_class)
+    defaults = settings_class()
+    numeric = [
+        f.name
+        for f in dataclasses.fields(settings_class)
+        if hints[f.name] in (int, float, tuple[int, ...])
+    ]
+    assert {"num_envs", "gamma", "actor_hidden", "clipnorm", "max_seconds"} <= set(numeric)
+    for name in numeric:
+        kind, bounds = hints[name], field_metadata(name, settings_class)["bounds"]
+        if name in UNBOUNDED:
+            assert bounds is None
+        else:
+            assert bounds is not None, f"{name} has no range"
+            low = bounds.at_least - 1 if bounds.at_least is not None else bounds.above
+            value = (int(low),) if kind == tuple[int, ...] else kind(low)
+            with pytest.raises(SettingError) as error:
+                dataclasses.replace(defaults, **{name: value})
+            assert error.value.name == name
+        if kind is float:
+            with pytest.raises(SettingError, match=f"^{name} must be a finite number"):
+                dataclasses.replace(defaults, **{name: math.nan})
+    with pytest.raises(SettingError) as error:
+        dataclasses.replace(defaults, gamma=1.5)
+    assert str(error.value) == "gamma must be above 0 and at most 1, got 1.5"
+    with pytest.raises(SettingError) as error:
+        dataclasses.replace(defaults, num_envs=2.5)
+    assert str(error.value) == "num_envs must be a whole number, got 2.5"
+
+
+def test_help_and_bad_flags_never_import_tensorflow() -> None:
+    """--help of every training script, and a refused flag, answer before TensorFlow loads."""
+    code = f"""
+import contextlib, io, json, sys
+from training import {", ".join(m.__name__.rsplit(".", 1)[-1] for m in SCRIPTS)}
+results = []
+for script in ({", ".join(m.__name__.rsplit(".", 1)[-1] for m in SCRIPTS)}):
+    for argv in (["--help"], ["--num-envs", "0"]):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                script.main(argv)
+            except SystemExit as exit_info:
+                status = exit_info.code
+        results.append([script.__name__, argv[0], status, "--num-envs" in out.getvalue(),
+                        err.getvalue()])
+print(json.dumps({{"results": results, "tensorflow": "tensorflow" in sys.modules,
+                  "keras": "keras" in sys.modules}}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert not report["tensorflow"] and not report["keras"]
+    assert len(report["results"]) == 2 * len(SCRIPTS)
+    for name, first, status, listed, err in report["results"]:
+        if first == "--help":
+            assert status == 0 and listed and err == "", name
+        else:
+            assert status == 2 and err.endswith("--num-envs must be at least 1, got 0\n"), name
+
+
+# --- output folders ------------------------------------------------------------------------
+@pytest.mark.parametrize("where", ["under a file", "in /proc"])
+def test_an_output_folder_that_cannot_be_created_is_one_line(where, tmp_path, capsys) -> None:
+    if where == "in /proc":
+        if not Path("/proc/self").is_dir():
+            pytest.skip("no /proc here")
+        runs_dir = "/proc/no-such-runs-dir/x"
+    else:
+        (tmp_path / "a-file").write_text("")
+        runs_dir = str(tmp_path / "a-file" / "runs")
+    status, out, err = run_main(reinforce, ["--runs-dir", runs_dir], capsys)
+    assert status == 2 and out == ""
+    line = one_line(err)
+    assert line.startswith(f"reinforce: error: --runs-dir {runs_dir}: cannot create it (")
+    assert line.endswith("pick a folder you can write to")
+
+
+# --- the resume lock -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A tiny finished reinforce run (shared: the tests below copy it before changing it)."""
+    runs = tmp_path_factory.mktemp("runs")
+    assert reinforce.main(tiny(runs)) == 0
+    return only_run(runs)
+
+
+def test_resume_refuses_changed_settings_and_names_them(finished_run, capsys) -> None:
+    before = {name: (finished_run / name).read_text() for name in ("settings.json", "command.txt")}
+    status, out, err = run_main(reinforce, ["--resume", str(finished_run), "--seed", "3"], capsys)
+    assert status == 2 and out == ""
+    line = one_line(err)
+    assert line.startswith(
+        "reinforce: error: --resume keeps the run's settings, refused: --seed 3 (the run has "
+        "--seed 42); drop it or start a new run (a resume may change only --max-episodes, "
+    )
+    status, _, err = run_main(
+        reinforce,
+        ["--resume", str(finished_run), "--gamma", "0.9", "--actor-hidden", "8", "--baseline"],
+        capsys,
+    )
+    assert status == 2
+    line = one_line(err)
+    for named in (
+        "--gamma 0.9 (the run has --gamma 0.99)",
+        "--actor-hidden 8 (the run has --actor-hidden 128)",
+        "--baseline (the run has --no-baseline)",
+    ):
+        assert named in line
+    status, _, err = run_main(
+        reinforce, ["--resume", str(finished_run), "--preset", "fast"], capsys
+    )
+    assert status == 2 and "--preset cannot be combined with --resume" in one_line(err)
+    after = {name: (finished_run / name).read_text() for name in before}
+    assert after == before  # nothing was written
+
+
+def test_resume_accepts_the_same_settings_and_a_new_budget(finished_run) -> None:
+    command = parse_command(
+        reinforce.ReinforceSettings,
+        ["--resume", str(finished_run), "--seed", "42", "--num-envs", "2", "--max-episodes", "9"],
+    )
+    stored = json.loads((finished_run / "settings.json").read_text())
+    assert stored["max_episodes"] == 4 and command.resume == finished_run
+    expected = dataclasses.replace(reinforce.ReinforceSettings.from_json(stored), max_episodes=9)
+    assert command.settings == expected
+
+
+def test_resume_of_what_is_not_a_resumable_run_is_one_line(finished_run, tmp_path, capsys):
+    not_a_run = tmp_path / "empty"
+    not_a_run.mkdir()
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("")
+    stateless = tmp_path / "stateless"
+    shutil.copytree(finished_run, stateless)
+    (stateless / "resume_state.npz").unlink()
+    cases = {
+        tmp_path / "missing": "no such folder",
+        a_file: "not a folder: give a run folder, such as runs/<script>-seed<seed>-<time>",
+        not_a_run: "not a run folder (it has no settings.json)",
+        stateless: "the run has no resume state (resume_state.npz): it stopped before saving "
+        "any; start a new run",
+    }
+    for path, problem in cases.items():
+        status, out, err = run_main(reinforce, ["--resume", str(path)], capsys)
+        assert status == 2 and out == ""
+        assert one_line(err) == f"reinforce: error: --resume {path}: {problem}"
+    status, _, err = run_main(reinforce_baseline, ["--resume", str(finished_run)], capsys)
+    assert status == 2
+    assert one_line(err).endswith(
+        "a run of reinforce, not reinforce_baseline: resume it with python -m training.reinforce"
+    )
+
+
+def test_a_damaged_resume_state_is_one_line(finished_run, tmp_path, capsys) -> None:
+    damaged = tmp_path / "damaged"
+    shutil.copytree(finished_run, damaged)
+    (damaged / "resume_state.npz").write_bytes(b"not an npz file")
+    status, out, err = run_main(reinforce, ["--resume", str(damaged)], capsys)
+    assert status == EXIT_FAILED and out == ""
+    line = one_line(err)
+    state = damaged / "resume_state.npz"
+    assert line.startswith(f"reinforce: error: {state}: damaged or incomplete (")
+    assert line.endswith("restore it from a backup or start a new run")
+    with pytest.raises(TrainingError):  # --debug: the traceback instead
+        reinforce.main(["--resume", str(damaged), "--debug"])
+
+
+# --- divergence ----------------------------------------------------------------------------
+
+
+def break_update_three(monkeypatch, broken: str) -> dict[str, int]:
+    """Make the third update go wrong: a NaN loss, an infinite gradient norm (as the learner
+    reports a non-finite gradient), or NaN weights behind finite figures."""
+    from training.algorithm import EpisodicPolicyGradient
+
+    real_learn = EpisodicPolicyGradient.learn
+    calls = {"n": 0}
+
+    def learn(self, batch):
+        outcome = real_learn(self, batch)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            if broken == "loss":
+                outcome.losses["actor_loss"] = math.nan
+            elif broken == "gradient":
+                outcome.losses["actor_gradient_norm"] = math.inf
+            else:
+                variable = self.actor.trainable_variables[0]
+                variable.assign(np.full(variable.shape, np.nan, dtype=np.float32))
+        return outcome
+
+    monkeypatch.setattr(EpisodicPolicyGradient, "learn", learn)
+    return calls
+
+
+@pytest.mark.parametrize("broken", ["loss", "gradient", "weights"])
+def test_a_non_finite_update_stops_the_run_and_keeps_the_last_finite_checkpoint(
+    broken, tmp_path, monkeypatch
+) -> None:
+    """A non-finite loss or gradient stops the run at update 3; NaN weights behind finite
+    figures are caught before they are saved (update 3 is due a checkpoint). Either way the
+    checkpoint of update 2 (episode 4) is the last, and the resume state matches it."""
+    calls = break_update_three(monkeypatch, broken)
+    result = train(settings_for(tmp_path, max_episodes=10))
+    assert calls["n"] == 3 and result.stop_reason == "diverged" and not result.saved_final
+    logged = 6 if broken == "weights" else 4  # the figures of update 3 looked fine
+    assert result.episodes == logged
+    run = result.run_dir
+    assert f"diverged at update 3 (after episode {logged}): " in result.divergence
+    problem = {
+        "loss": "actor_loss is nan",
+        "gradient": "actor_gradient_norm is inf",
+        "weights": "actor/weight_000 not finite",
+    }[broken]
+    assert problem in result.divergence
+    assert f"kept the last finite checkpoint {run / 'checkpoints' / 'episode_000004'}" in (
+        result.divergence
+    )
+    assert "suspect --actor-learning-rate 0.003, --critic-learning-rate 0.01, --gamma 0.99" in (
+        result.divergence
+    )
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "episode_000002.config",
+        "episode_000002.keras",
+        "episode_000004.config",
+        "episode_000004.keras",
+    ]
+    assert not (run / "final.keras").exists()
+    with np.load(run / "resume_state.npz") as saved:
+        assert int(saved["counter/episodes"]) == 4
+        assert all(np.isfinite(saved[k]).all() for k in saved.files if k != "counter/evaluations")
+    weights = AGENT_CLASSES["cartpole"].load(run / "checkpoints" / "episode_000004").model
+    assert all(np.isfinite(w).all() for w in weights.get_weights())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stop_reason"] == "diverged" and summary["divergence"] == result.divergence
+
+
+def test_the_update_reports_its_gradient_norms() -> None:
+    """The figures the loop checks include the gradients' global norms (a non-finite gradient
+    can leave the loss finite): here the critic's, against a gradient taken by hand."""
+    import tensorflow as tf
+
+    from training import networks
+    from training.algorithm import Learner, huber
+    from training.distributions import Categorical
+    from training.settings import TrainingSettings
+
+    actor = networks.build_categorical_policy(4, (8,), 2, seed=0)
+    critic = networks.build_critic(4, (8,), seed=1)
+    observations = np.random.default_rng(2).normal(size=(1, 5, 4)).astype(np.float32)
+    returns = np.array([[4.9, 3.9, 2.97, 1.99, 1.0]], dtype=np.float32)
+    mask = np.ones((1, 5), dtype=np.float32)
+    with tf.GradientTape() as tape:
+        loss = huber(tf.constant(returns[0]), critic(observations[0])[:, 0], tf.ones(5))
+    expected = float(tf.linalg.global_norm(tape.gradient(loss, critic.trainable_variables)))
+    learner = Learner(TrainingSettings(baseline=True), actor, critic, Categorical)
+    figures = learner.update(observations, np.zeros((1, 5), np.int32), returns, mask, mask)
+    np.testing.assert_allclose(figures["critic_gradient_norm"], expected, rtol=1e-5)
+    assert 0 < figures["actor_gradient_norm"] < math.inf
+
+
+def test_a_huge_learning_rate_exits_3_with_one_line(tmp_path, capsys) -> None:
+    status, out, err = run_main(
+        reinforce, tiny(tmp_path, "--actor-learning-rate", "1e30", "--max-episodes", "40"), capsys
+    )
+    assert status == EXIT_DIVERGED and out == ""
+    line = one_line(err)
+    assert line.startswith("reinforce: error: diverged at update ")
+    assert "suspect --actor-learning-rate 1e+30, --gamma 0.99, --clipnorm 1.0" in line
+    run = only_run(tmp_path)
+    assert not (run / "final.keras").exists()
+    for checkpoint in (run / "checkpoints").glob("*.keras"):  # only finite ones were kept
+        model = AGENT_CLASSES["cartpole"].load(checkpoint.with_suffix("")).model
+        assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+# --- greedy figures ------------------------------------------------------------------------
+def test_final_line_and_summary_name_the_greedy_figure_that_decided(tmp_path, capsys) -> None:
+    argv = tiny(tmp_path, "--preset", "fast", "--solve-threshold", "5", "--eval-episodes", "2")
+    status, out, err = run_main(reinforce, [*argv, "--eval-gate", "0"], capsys)
+    assert status == 0 and err == ""
+    run = only_run(tmp_path)
+    evaluations = json.loads((run / "summary.json").read_text())["evaluations"]
+    figures = [set(record) - {"update", "episode", "wall_time"} for record in evaluations]
+    assert figures == [{"vectorised_greedy_mean"}, {"agent_greedy_mean"}]
+    agent_mean = evaluations[-1]["agent_greedy_mean"]
+    line = one_line(out)
+    assert line.startswith("reinforce: solved after 2 episodes, 1 updates")
+    assert f", agent greedy mean {agent_mean:.1f} over 2 episodes, running reward " in line
+
+
+def test_an_evaluation_done_before_an_interruption_is_not_repeated() -> None:
+    """A run stopped right after an evaluation resumes at the same update: the check gives the
+    recorded answer instead of a second record."""
+    settings = settings_for(Path("unused"), eval_episodes=2, eval_gate=0.0)
+    state = RunState(settings)
+    state.updates, state.episodes = 5, 10
+    state.scores.extend([500.0, 500.0])
+    check = SolveCheck(settings, "CartPole-v1")
+    for recorded, solved in ((400.0, False), (480.0, True)):
+        state.evaluations = [{"update": 5, "episode": 10, "agent_greedy_mean": recorded}]
+        assert check(state, algorithm=None, make_agent=None) is solved
+        assert len(state.evaluations) == 1
+
+
+# --- signals -------------------------------------------------------------------------------
+def test_sigterm_is_held_during_an_update_then_raised_as_terminated() -> None:
+    steps = []
+    with pytest.raises(Terminated), terminate_as_interrupt():
+        with deferred_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+            steps.append("the update finished")
+        steps.append("not reached")
+    assert steps == ["the update finished"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_sigterm_saves_and_the_resumed_run_matches_a_straight_one(tmp_path) -> None:
+    """A real fast run killed with SIGTERM, then resumed, gives the same progress.csv (without
+    wall times) and the same weights as an uninterrupted run; each prints one line only."""
+    budget, kill_after = 320, 32  # 20 updates of 16 episodes; SIGTERM after the second
+
+    def command(runs: str, *extra: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "training.reinforce",
+            "--no-progress-bar",
+            *extra,
+            "--runs-dir",
+            str(tmp_path / runs),
+        ]
+
+    fast = ("--preset", "fast", "--max-episodes", str(budget))
+    pipes = {"cwd": REPO, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    straight = subprocess.Popen(command("straight", *fast), **pipes)
+    killed = subprocess.Popen(command("killed", *fast), **pipes)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            logged = list((tmp_path / "killed").glob("*/progress.csv"))
+            if logged and len(read_rows(logged[0].parent)) >= kill_after:
+                break
+            assert killed.poll() is None and time.monotonic() < deadline, killed.stderr.read()
+            time.sleep(0.02)
+        killed.send_signal(signal.SIGTERM)
+        out, err = killed.communicate(timeout=120)
+        straight_out, straight_err = straight.communicate(timeout=300)
+    finally:
+        killed.kill()
+        straight.kill()
+    run = logged[0].parent
+    assert killed.returncode == EXIT_TERMINATED and err == ""
+    episodes = len(read_rows(run))
+    assert kill_after <= episodes < budget  # stopped in the middle
+    assert one_line(out) == (
+        f"reinforce: stopped by SIGTERM after {episodes} episodes; saved a checkpoint and the "
+        f"resume state; continue with: python -m training.reinforce --resume {run}"
+    )
+    with np.load(run / "resume_state.npz") as saved:
+        assert int(saved["counter/episodes"]) == episodes  # covers every logged episode
+    assert (run / "checkpoints" / f"episode_{episodes:06d}.keras").exists()
+    assert straight.returncode == 0 and straight_err == "" and one_line(straight_out)
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "training.reinforce", "--resume", str(run)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0 and resumed.stderr == "" and one_line(resumed.stdout)
+    straight_run = only_run(tmp_path / "straight")
+
+    def outcome(run_dir: Path) -> tuple:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        rows = [{k: v for k, v in row.items() if k != "wall_time"} for row in read_rows(run_dir)]
+        keys = ("stop_reason", "episodes", "updates", "env_steps", "trained_steps")
+        return rows, [summary[key] for key in keys]
+
+    assert outcome(run) == outcome(straight_run)
+    ours = AGENT_CLASSES["cartpole"].load(run / "final").model.get_weights()
+    theirs = AGENT_CLASSES["cartpole"].load(straight_run / "final").model.get_weights()
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    commands = (run / "command.txt").read_text().splitlines()
+    assert len(commands) == 2 and commands[1].endswith(f"--resume {run}")
+
+
+# --- file modes ----------------------------------------------------------------------------
+@pytest.mark.xfail(
+    strict=True,
+    reason="agents/agent_files.py write_pair_atomically writes through tempfile.mkstemp "
+    "(mode 0600); the fix lands with the agents rewrite",
+)
+def test_weight_files_honour_the_umask(tmp_path) -> None:
+    from conftest import cartpole_model
+
+    agent = AGENT_CLASSES["cartpole"](cartpole_model(), seed=0)
+    previous = os.umask(0o022)
+    try:
+        agent.save(tmp_path / "agent")
+    finally:
+        os.umask(previous)
+    for suffix in (".keras", ".config"):
+        assert (tmp_path / f"agent{suffix}").stat().st_mode & 0o777 == 0o644
