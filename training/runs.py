@@ -56,7 +56,8 @@ class ScalarWriter:
 
     ``tf.summary.scalar`` needs the tensorboard package and costs about 140 us a value (one
     eager op each); building the same Event protos and writing them through TensorFlow's
-    record writer costs about 1 us a value, so logging every episode stays cheap.
+    record writer costs about 2 us a value (benchmarks/tensorboard_overhead.py), so logging
+    every episode stays cheap.
     """
 
     def __init__(self, folder: Path, first_step: int) -> None:

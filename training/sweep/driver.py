@@ -491,8 +491,7 @@ def run_trials(
                 callbacks=[_TrialPrinter(plan)],
             ),
         )
-        # Trial folders are named run_trial_<experiment>_<00000 index>_...: creation order.
-        results = sorted(tuner.fit(), key=lambda result: Path(result.path).name)
+        results = list(tuner.fit())  # in the order the trials were created (sampled)
     finally:
         tune_logger.setLevel(level)
         if owns_ray:
