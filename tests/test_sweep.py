@@ -13,7 +13,9 @@ import math
 import subprocess
 import sys
 import types
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ import tools
 from training.gaussian_actor_critic import GaussianActorCriticSettings
 from training.reinforce import ReinforceSettings
 from training.reinforce_normalised import ReinforceNormalisedSettings
+from training.settings import POSITIVE, TrainingSettings, setting
 from training.sweep import cli, driver, report, space
 from training.sweep.space import Distribution, SweepError
 
@@ -80,6 +83,36 @@ def test_unknown_script_and_wrong_agent_are_refused() -> None:
 def test_default_scripts_train_their_agent() -> None:
     for agent, script in space.DEFAULT_SCRIPTS.items():
         space.check_script_trains(space.settings_class_for(script), agent)
+
+
+@dataclass(frozen=True)
+class OwnFieldsSettings(TrainingSettings):
+    """A script with a setting of its own, as PPO's is."""
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"course": {}, "fast": {"max_seconds": 60.0}}
+    SCRIPT: ClassVar[str] = "own_fields"
+
+    clip_range: float = setting(0.2, "a setting only this script has", bounds=POSITIVE)
+
+
+def test_a_script_with_settings_of_its_own(monkeypatch) -> None:
+    module = types.ModuleType("training.own_fields")
+    OwnFieldsSettings.__module__ = module.__name__
+    module.OwnFieldsSettings = OwnFieldsSettings
+    # The names its annotations use; TrainingSettings is imported, not its settings class.
+    module.__dict__.update(Any=Any, ClassVar=ClassVar, TrainingSettings=TrainingSettings)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    settings_class = space.settings_class_for("own_fields")
+    assert settings_class is OwnFieldsSettings
+    parsed = space.parse_space(["clip_range=uniform:0.1:0.3"], settings_class)
+    space.check_trials(settings_class, {}, (1,), {}, parsed)
+    with pytest.raises(SweepError, match="clip_range"):
+        space.check_trials(
+            settings_class, {}, (1,), space.parse_grid(["clip_range=0"], settings_class), {}
+        )
+    assert space.default_space_items(settings_class) == (
+        "actor_learning_rate=loguniform:3e-05:0.003",
+    )
 
 
 # --- grid parsing ------------------------------------------------------------------------------

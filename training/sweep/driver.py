@@ -114,12 +114,20 @@ def connect(address: str | None, cpus: int | None) -> str:
                     f"--cpus sizes a private Ray, but Ray is already running on this machine "
                     f"at {existing}: drop --cpus to join it, or add --address local"
                 )
+            source = "RAY_ADDRESS" if os.environ.get("RAY_ADDRESS") else "`ray start`"
             print(
-                f"sweep: joining the Ray instance already running at {existing} "
-                "(--address local starts a private one instead)",
+                f"sweep: joining the Ray instance already running at {existing} (from {source}; "
+                "--address local starts a private one instead)",
                 flush=True,
             )
-            return _join(existing, "auto", quiet)
+            label = f"the Ray instance at {existing} (from {source})"
+            try:
+                return _join(existing, "auto", quiet, label)
+            except ClusterError as error:
+                raise ClusterError(
+                    f"{error}; if that Ray is gone, unset RAY_ADDRESS or run `ray stop`, or pass "
+                    "--address local"
+                ) from None
         address = "local"
     if address == "local":
         count = cpus or os.cpu_count() or 1
@@ -131,36 +139,37 @@ def connect(address: str | None, cpus: int | None) -> str:
             **quiet,
         )
         return f"a private Ray in this process, {count} CPUs"
-    return _join(address, address, quiet)
+    return _join(address, address, quiet, f"--address {address}")
 
 
-def _join(shown: str, address: str, quiet: dict[str, Any]) -> str:
-    """Connect to an existing cluster within CONNECT_TIMEOUT_S, or raise a one-line error."""
+def _join(shown: str, address: str, quiet: dict[str, Any], label: str) -> str:
+    """Connect to the cluster at ``shown`` (``address`` as ray.init takes it) within
+    CONNECT_TIMEOUT_S, or raise a one-line error that starts with ``label``."""
     import ray
 
-    _probe(shown)
+    _probe(shown, label)
     runtime_env = {
         "env_vars": WORKER_ENV,
         "py_modules": _package_folders(),
         "excludes": SHIPPING_EXCLUDES,
     }
-    with _ConnectionLog() as log, _deadline(shown, log):
+    with _ConnectionLog() as log, _deadline(shown, label, log):
         try:
             ray.init(address=address, runtime_env=runtime_env, **quiet)
         except Exception as error:  # noqa: BLE001 - every failure becomes one line
-            raise ClusterError(_connect_failure(shown, error, log.text())) from None
+            raise ClusterError(_connect_failure(shown, label, error, log.text())) from None
     resources = ray.cluster_resources()
     return f"the Ray cluster at {shown}, {int(resources.get('CPU', 0))} CPUs"
 
 
-def _probe(address: str) -> None:
+def _probe(address: str, label: str) -> None:
     """A plain TCP connection first: a wrong host or port fails in seconds, not minutes."""
     target = address.removeprefix("ray://")
     if target in ("auto", ""):
         return
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
-        raise ClusterError(f"--address {address}: expected HOST:PORT, ray://HOST:PORT or auto")
+        raise ClusterError(f"{label}: expected HOST:PORT, ray://HOST:PORT or auto")
     try:
         socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S).close()
     except OSError as error:
@@ -175,23 +184,23 @@ def _probe(address: str) -> None:
                 "check that the head runs (`ray start --head`) and that this is its "
                 "GCS port (--port, default 6379)"
             )
-        raise ClusterError(f"--address {address}: cannot connect ({what}); {hint}") from None
+        raise ClusterError(f"{label}: cannot connect ({what}); {hint}") from None
 
 
-def _connect_failure(address: str, error: Exception | None, log: str) -> str:
+def _connect_failure(address: str, label: str, error: Exception | None, log: str) -> str:
     """The one line for a failed connection (``error`` None: it timed out), from the error
     and what Ray logged while trying."""
     text = f"{error} {log}"
     if _refused(text):
         if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
             return (
-                f"--address {address}: the cluster refused this machine's token; copy the "
+                f"{label}: the cluster refused this machine's token; copy the "
                 f"head's token (`ray get-auth-token` there) into {TOKEN_FILE}"
             )
-        return f"--address {address}: the cluster asks for authentication; {AUTH_FIX}"
+        return f"{label}: the cluster asks for authentication; {AUTH_FIX}"
     if "Could not find any running Ray instance" in text:
         return (
-            f"--address {address}: no Ray instance runs on this machine; start one with "
+            f"{label}: no Ray instance runs on this machine; start one with "
             "`ray start --head`, or leave out --address"
         )
     if error is None:
@@ -200,7 +209,7 @@ def _connect_failure(address: str, error: Exception | None, log: str) -> str:
         lines = ANSI_CODES.sub("", str(error)).strip().splitlines()
         what = lines[0] if lines else type(error).__name__
     port = "Ray Client port" if address.startswith("ray://") else "GCS port (--port on the head)"
-    return f"--address {address}: {what}; check that it is the head's {port}; {AUTH_FIX}"
+    return f"{label}: {what}; check that it is the head's {port}; {AUTH_FIX}"
 
 
 def _refused(log: str) -> bool:
@@ -267,7 +276,7 @@ class _ConnectionLog:
 
 
 @contextlib.contextmanager
-def _deadline(address: str, log: _ConnectionLog) -> Iterator[None]:
+def _deadline(address: str, label: str, log: _ConnectionLog) -> Iterator[None]:
     """Give up on connecting as soon as Ray's messages say the token was refused, or after
     CONNECT_TIMEOUT_S: Ray's own retries can take minutes and cannot be interrupted from
     Python, so a watcher thread prints the one line and ends the process."""
@@ -279,7 +288,7 @@ def _deadline(address: str, log: _ConnectionLog) -> Iterator[None]:
             text = log.text()
             if _refused(text) or time.monotonic() >= deadline:
                 log.give_back_stderr()
-                message = _connect_failure(address, None, text)
+                message = _connect_failure(address, label, None, text)
                 print(f"python -m training.sweep: error: {message}", file=sys.stderr, flush=True)
                 os._exit(EXIT_CONNECT)
 

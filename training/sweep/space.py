@@ -61,8 +61,8 @@ DEFAULT_SPACES: dict[str, tuple[str, ...]] = {
         "episodes_per_update=choice:32,64",
     ),
 }
-#: A script without an entry above searches its learning rates from a tenth to ten times the
-#: fast preset's value.
+#: A script without an entry above searches the learning rates its fast preset uses, from a
+#: tenth to ten times the preset's value.
 LEARNING_RATE_SPAN = 10.0
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
 
@@ -292,7 +292,9 @@ def default_space_items(settings_class: type[TrainingSettings]) -> tuple[str, ..
     return tuple(
         f"{name}=loguniform:{value / LEARNING_RATE_SPAN:g}:{value * LEARNING_RATE_SPAN:g}"
         for name in sweepable_fields(settings_class)
-        if name.endswith("learning_rate") and (value := getattr(fast, name)) > 0
+        if name.endswith("learning_rate")
+        and (value := getattr(fast, name)) > 0
+        and not fast.unmet(field_metadata(name, settings_class).get("needs"))
     )
 
 
