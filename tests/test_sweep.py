@@ -491,7 +491,7 @@ def test_reporting_does_not_import_ray() -> None:
 # --- exit status and promotion (trials faked) ----------------------------------------------------
 def fake_trials(rows: list[dict]):
     def run(plan, out, address, cpus, command):
-        return rows, [None] * len(rows), 1.0, "nowhere"
+        return driver.SweepRun(rows, [None] * len(rows), 1.0, "nowhere")
 
     return run
 
@@ -636,3 +636,31 @@ def test_optuna_search_with_asha(tmp_path: Path, capsys) -> None:
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-2].startswith(f"best: trial {best['trial']} (seed 4)")
     assert lines[-1] == best["command"]
+
+
+def test_sigterm_stops_the_sweep_and_keeps_what_ran(tmp_path: Path) -> None:
+    """SIGTERM (as from `timeout` or a job scheduler) stops every trial through Tune: the
+    summary of what ran is written and the sweep exits 143."""
+    pytest.importorskip("ray")
+    import signal
+    import time
+
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "training.sweep", "--agent", "cartpole", "--seeds", "2"]
+    command += ["--grid", "max_episodes=1000000", "--max-seconds", "120"]
+    command += ["--address", "local", "--cpus", "2", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((out / "runs").glob("*/progress.csv")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)  # a few updates into training
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stdout + stderr
+    assert "Traceback" not in stdout + stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_by"] == "SIGTERM"
+    assert summary["trials"]
+    for trial in summary["trials"]:
+        assert (trial["status"], trial["stop_reason"]) == ("stopped", "SIGTERM")
+    assert "sweep: stopped by SIGTERM" in stdout

@@ -1,7 +1,8 @@
 """The sweep's command line: parse and check everything, run the trials, report, promote.
 
 Exit status: 0 when every trial ran (solved or not), 1 when a trial failed, Ray could not be
-reached or promotion did not happen, 2 for a mistake on the command line (one usage line).
+reached or promotion did not happen, 2 for a mistake on the command line (one usage line),
+130 after Ctrl-C and 143 after SIGTERM (the summary of what ran is written either way).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import shlex
+import signal
 import sys
 import time
 import typing
@@ -237,22 +239,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     pruning = f", {plan.scheduler} pruning" if plan.scheduler != "none" else ""
     print(f"sweep: {plan.script} ({plan.agent}), {what}{pruning}; outputs in {out}", flush=True)
     try:
-        rows, curves, wall, where = driver.run_trials(
-            plan, out.resolve(), args.address, args.cpus, command
-        )
+        run = driver.run_trials(plan, out.resolve(), args.address, args.cpus, command)
     except driver.ClusterError as error:
         return _fail(str(error), EXIT_FAILED)
-    summary = report.summarise(plan, rows, wall, command)
-    summary["ran_on"] = where
+    summary = report.summarise(plan, run.rows, run.wall_seconds, command)
+    summary["ran_on"] = run.where
+    summary["stopped_by"] = signal.Signals(run.stopped_by).name if run.stopped_by else None
+    summary["never_started"] = run.never_started
     summary["tensorboard"] = f"tensorboard --logdir {out / 'runs'}"
     report.write_outputs(summary, out)
-    figures = [
-        report.plot_curves(
-            summary,
-            [report.progress_curve(r, out, c) for r, c in zip(rows, curves, strict=True)],
-            out / "learning_curves.png",
-        )
-    ]
+    curves = [report.progress_curve(r, out, c) for r, c in zip(run.rows, run.curves, strict=True)]
+    figures = [report.plot_curves(summary, curves, out / "learning_curves.png")]
     settings_figure = report.plot_settings(summary, out / "settings.png")
     figures += [settings_figure] if settings_figure else []
     print()
@@ -260,7 +257,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"summary: {out / 'summary.json'}; figures: {', '.join(map(str, figures))}")
     print(f"TensorBoard: {summary['tensorboard']}")
     status = EXIT_FAILED if summary["error_count"] else 0
-    if args.promote:
+    if run.stopped_by is not None:
+        print(
+            f"sweep: stopped by {summary['stopped_by']}; the stopped trials keep their run "
+            f"folders up to their last checkpoint; {run.never_started} trial(s) never started"
+        )
+        status = 128 + run.stopped_by  # the shell's convention: 130 for Ctrl-C, 143 SIGTERM
+    elif args.promote:
         status = max(status, promote_best(summary, out, args.weights_dir, args.overwrite))
     print("\n".join(report.best_lines(summary)))
     return status

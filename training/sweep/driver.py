@@ -22,12 +22,14 @@ import logging
 import math
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -456,13 +458,77 @@ def tune_config(plan: SweepPlan) -> Any:
     )
 
 
+@dataclass
+class SweepRun:
+    """What running the trials gave: one row per trial, each trial's reported learning curve
+    (or None), the wall time, where it ran, and the signal that stopped it early, if any."""
+
+    rows: list[dict[str, Any]]
+    curves: list[tuple[np.ndarray, np.ndarray] | None]
+    wall_seconds: float
+    where: str
+    stopped_by: int | None = None
+    never_started: int = 0
+
+
+#: Set by SIGINT or SIGTERM during a sweep; Tune's stopper below reads it. Module-level so
+#: the stopper holds no state (Tune pickles it with the experiment, and an event cannot be).
+_STOP_REQUESTED = threading.Event()
+_STOP_SIGNAL: list[int] = []
+
+
+def _request_stop(signum: int, frame: Any) -> None:
+    if _STOP_REQUESTED.is_set():  # a second signal: stop at once
+        raise KeyboardInterrupt
+    _STOP_SIGNAL.append(signum)
+    _STOP_REQUESTED.set()
+    name = signal.Signals(signum).name
+    print(f"sweep: {name}: stopping every trial (again to abort)", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Ctrl-C and SIGTERM end the sweep through Tune, so the trials that finished are
+    reported; Tune's own SIGINT handler is turned off and SIGTERM would otherwise kill the
+    driver with nothing written."""
+    _STOP_REQUESTED.clear()
+    _STOP_SIGNAL.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stopper() -> Any:
+    from ray import tune
+
+    class StopOnSignal(tune.Stopper):
+        """Stops every trial once SIGINT or SIGTERM arrived."""
+
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            # Looked up when called: Tune pickles the stopper, and the event holds a lock.
+            from training.sweep import driver
+
+            return driver._STOP_REQUESTED.is_set()
+
+    return StopOnSignal()
+
+
 def run_trials(
     plan: SweepPlan, out: Path, address: str | None, cpus: int | None, command: str
-) -> tuple[list[dict[str, Any]], list[tuple[np.ndarray, np.ndarray] | None], float, str]:
-    """Run every trial; returns one row per trial, each trial's reported learning curve, the
-    sweep's wall time and where it ran. ``out`` must exist (the caller checked it)."""
+) -> SweepRun:
+    """Run every trial (``out`` must exist: the caller checked it)."""
     import ray
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     runs_dir = out / "runs"
     spec = {
@@ -483,8 +549,11 @@ def run_trials(
     # Tune's new console output prints its own boxes and each failed trial's result whatever
     # the verbosity; the legacy one is silent at verbosity 0, and the printer below says
     # what matters. Tune also logs every failed trial's traceback: the summary keeps each
-    # trial's own message, and ray/ the tracebacks.
+    # trial's own message, and ray/ the tracebacks. Tune's TensorBoard logger would repeat
+    # what every run folder already logs: only its CSV and JSON loggers are kept.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     tune_logger = logging.getLogger("ray.tune")
     level = tune_logger.level
     tune_logger.setLevel(logging.CRITICAL)
@@ -497,10 +566,14 @@ def run_trials(
                 name="tune",
                 storage_path=str(out / "ray"),
                 verbose=0,
-                callbacks=[_TrialPrinter(plan)],
+                stop=_stopper(),
+                callbacks=[_TrialPrinter(plan), CSVLoggerCallback(), JsonLoggerCallback()],
             ),
         )
-        results = list(tuner.fit())  # in the order the trials were created (sampled)
+        with _stop_on_signals():
+            results = list(tuner.fit())  # in the order the trials were created (sampled)
+        started_count = len(results)
+        results = [result for result in results if result.config is not None]
     finally:
         tune_logger.setLevel(level)
         if owns_ray:
@@ -510,9 +583,12 @@ def run_trials(
             key=lambda r: ([repr(r.config.get(k)) for k in plan.grid], r.config.get("seed"))
         )
     settings_class = settings_class_for(plan.script)
-    rows = [trial_row(i, r, plan, out, settings_class) for i, r in enumerate(results)]
+    stopped_by = _STOP_SIGNAL[0] if _STOP_SIGNAL else None
+    rows = [trial_row(i, r, plan, out, settings_class, stopped_by) for i, r in enumerate(results)]
     curves = [_reported_curve(result) for result in results]
-    return rows, curves, time.perf_counter() - started, where
+    never_started = started_count - len(results)  # a sweep stopped by a signal
+    wall = time.perf_counter() - started
+    return SweepRun(rows, curves, wall, where, stopped_by, never_started)
 
 
 def _TrialPrinter(plan: SweepPlan) -> Any:  # noqa: N802 - builds a Tune callback instance
@@ -524,7 +600,8 @@ def _TrialPrinter(plan: SweepPlan) -> Any:  # noqa: N802 - builds a Tune callbac
     class TrialPrinter(tune.Callback):
         def _what(self, trial: Any) -> str:
             values = decode_config(settings_class, trial.config)
-            return f"{describe(report._short(values))} seed={trial.config.get('seed')}"
+            settings = f"{describe(report._short(values))} " if values else ""
+            return f"{settings}seed={trial.config.get('seed')}"
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             metrics = trial.last_result or {}
@@ -571,18 +648,35 @@ def error_message(error: BaseException) -> str:
 
 
 def trial_row(
-    index: int, result: Any, plan: SweepPlan, out: Path, settings_class: type
+    index: int,
+    result: Any,
+    plan: SweepPlan,
+    out: Path,
+    settings_class: type,
+    stopped_by: int | None = None,
 ) -> dict[str, Any]:
-    """One summary row from a Tune result (an errored trial keeps its settings and message)."""
+    """One summary row from a Tune result (an errored trial keeps its settings and message).
+
+    A trial that neither finished nor failed was pruned by the scheduler, or stopped with
+    the whole sweep by a signal (``stopped_by``)."""
     metrics = result.metrics or {}
     finished = result.error is None and bool(metrics.get("finished"))
-    status = "error" if result.error is not None else "finished" if finished else "pruned"
+    if result.error is not None:
+        status = "error"
+    elif finished:
+        status = "finished"
+    else:
+        status = "stopped" if stopped_by is not None or plan.scheduler == "none" else "pruned"
     solved = finished and bool(metrics.get("solved"))
     run_dir = metrics.get("run_dir")
     score = metrics.get("greedy_score") if finished else None
     overrides = decode_config(settings_class, result.config)
     objective = metrics.get("objective") if status != "error" else None
-    stop_reason = {"finished": metrics.get("stop_reason"), "pruned": _stopped_reason(plan)}
+    stop_reason = {
+        "finished": metrics.get("stop_reason"),
+        "pruned": _stopped_reason(plan),
+        "stopped": signal.Signals(stopped_by).name if stopped_by else "stopped",
+    }
     return {
         "trial": index,
         "overrides": {key: report._plain(overrides[key]) for key in plan.keys},

@@ -46,6 +46,7 @@ OBJECTIVE_TEXT = (
     "its greedy score (a pruned trial by its running reward)"
 )
 STATUS_COLOURS = {"solved": "tab:green", "unsolved": "tab:orange", "pruned": "tab:grey"}
+STOPPED = ("pruned", "stopped")  # statuses of trials that did not run to their own end
 
 
 # --- the objective -------------------------------------------------------------------------------
@@ -179,7 +180,7 @@ def format_table(summary: dict[str, Any]) -> str:
     )
     lines = [header, "-" * len(header)]
     for row in summary["trials"]:
-        outcome = {"error": "ERROR", "pruned": "pruned"}.get(row["status"])
+        outcome = {"error": "ERROR", "pruned": "pruned", "stopped": "stopped"}.get(row["status"])
         solved = outcome or ("yes" if row["solved"] else "no")
         lines.append(
             f"{row['trial']:>5} {row['seed']:>5}  {solved:<7}"
@@ -328,7 +329,7 @@ def plot_curves(
 
 
 def _outcome(row: dict[str, Any]) -> str:
-    if row["status"] == "pruned":
+    if row["status"] in STOPPED:
         return "pruned"
     return "solved" if row["solved"] else "unsolved"
 
