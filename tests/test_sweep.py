@@ -25,7 +25,7 @@ from training.gaussian_actor_critic import GaussianActorCriticSettings
 from training.reinforce import ReinforceSettings
 from training.reinforce_normalised import ReinforceNormalisedSettings
 from training.settings import POSITIVE, TrainingSettings, setting
-from training.sweep import cli, driver, report, space
+from training.sweep import cli, cluster, driver, report, space
 from training.sweep.space import Distribution, SweepError
 
 REPO_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
@@ -321,8 +321,8 @@ def test_cpus_with_a_running_ray_is_one_line(monkeypatch) -> None:
     the command asks to size a private one, reported in one line before anything starts."""
     pytest.importorskip("ray")
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
-    with pytest.raises(driver.ClusterError, match="already running on this machine at"):
-        driver.connect(None, cpus=2)
+    with pytest.raises(cluster.ClusterError, match="already running on this machine at"):
+        cluster.connect(None, cpus=2)
 
 
 def test_an_unreachable_cluster_fails_at_once_in_one_line(tmp_path: Path) -> None:
@@ -572,11 +572,15 @@ def test_a_trial_that_fails_in_its_worker(tmp_path: Path, monkeypatch, capsys) -
     monkeypatch.setattr(
         cli, "check_trials", lambda settings_class, *args: settings_class.preset("fast")
     )
+    import signal
+
     before = tree_digest(REPO_WEIGHTS)
+    handler = signal.getsignal(signal.SIGTERM)
     out = tmp_path / "sweep"
     argv = ["--agent", "cartpole", "--grid", "num_envs=16,0", "--grid", "max_episodes=32"]
     argv += ["--address", "local", "--cpus", "2", "--out", str(out)]
     assert cli.main(argv) == 1
+    assert signal.getsignal(signal.SIGTERM) is handler  # not ray.init's, left behind
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trial_count"] == 2 and summary["error_count"] == 1

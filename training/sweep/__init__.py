@@ -15,7 +15,8 @@ command), learning_curves.png, settings.png (each setting against the objective)
 trial's run folder, TensorBoard logs included) and ray/ (Tune's own records).
 
 The modules: :mod:`~training.sweep.space` parses and checks what to run,
-:mod:`~training.sweep.driver` runs it on Ray, :mod:`~training.sweep.report` summarises and
-plots it (without Ray), :mod:`~training.sweep.cli` is the command line. Ray and Optuna are the
-optional ``sweep`` extra; only the driver imports them, inside functions.
+:mod:`~training.sweep.cluster` reaches Ray, :mod:`~training.sweep.driver` runs the trials on
+Tune, :mod:`~training.sweep.report` summarises and plots them (without Ray) and
+:mod:`~training.sweep.cli` is the command line. Ray and Optuna are the optional ``sweep``
+extra; only the cluster and driver modules import them, inside functions.
 """

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.sweep import driver, report
+from training.sweep import cluster, driver, report
 from training.sweep.space import (
     DEFAULT_SCRIPTS,
     FIRST_SEED,
@@ -240,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"sweep: {plan.script} ({plan.agent}), {what}{pruning}; outputs in {out}", flush=True)
     try:
         run = driver.run_trials(plan, out.resolve(), args.address, args.cpus, command)
-    except driver.ClusterError as error:
+    except cluster.ClusterError as error:
         return _fail(str(error), EXIT_FAILED)
     summary = report.summarise(plan, run.rows, run.wall_seconds, command)
     summary["ran_on"] = run.where
