@@ -34,6 +34,6 @@ submit: $(STAMP)
 # The README's pictures: early-vs-later GIFs and frame strips of the shipped agents (headless).
 figures: $(STAMP)
 	for agent in cartpole pendulum; do \
-	  $(BIN)/python -m training.videos --agent $$agent --early weights/early/$$agent \
+	  $(BIN)/python -m tools.videos --agent $$agent --early weights/early/$$agent \
 	    --gif docs/$$agent.gif --strip docs/$${agent}_strip.png || exit 1; \
 	done

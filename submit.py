@@ -4,12 +4,15 @@
     python submit.py --agent cartpole --weights runs/x/final --episodes 50 --json
     python submit.py --verify dist/pendulum.zip        # re-check any bundle
 
-Steps: (1) the weight files load safely and are for this task; (2) in a fresh, isolated Python
-whose import path holds only the staged bundle, the agent class imports from the bundle, loads,
-acts inside the action space, deterministically, fast enough, and scores at least the bar over
-seeded greedy episodes; (3) a reproducible zip with a hashed manifest is written to a temporary
-file; (4) that zip is extracted (refusing unsafe entries), its hashes checked, and the agent
-loaded and run again from there; only then is it renamed into place. Exit 0 only if all passed.
+Steps: (1) the weight files load safely and are for this task, and the agents' NumPy pass
+equals Keras's own output for the model; (2) in a fresh, isolated Python whose import path
+holds only the staged bundle, the agent class imports from the bundle, loads, acts inside the
+action space, deterministically, fast enough, without importing TensorFlow or Keras, and scores
+at least the bar over seeded greedy episodes; (3) a reproducible zip with a hashed manifest is
+written to a temporary file; (4) that zip is extracted (refusing unsafe entries), its hashes
+checked, and the agent loaded and run again from there; only then is it renamed into place.
+Exit 0 only if all passed. `--weights` is a prefix; a trailing `.keras` or `.config` is
+dropped, the same rule `Agent.load` uses, and every step uses that one prefix.
 """
 
 from __future__ import annotations
@@ -18,20 +21,25 @@ import argparse
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from training.environment import set_quiet_environment
+from training.tasks import AGENT_NAMES, TASKS
+
+set_quiet_environment()
 
 REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = REPO_ROOT / "dist"
 DEFAULT_EPISODES = 20
 DEFAULT_SEED = 0
-#: Gymnasium's "solved" thresholds, the default bar a submission must clear.
-SOLVED_SCORES = {"cartpole": 475.0, "pendulum": 950.0}
-#: Our agents act in ~10-20 us; a p99 over this means the slow path or something worse.
+#: Our agents act in ~10-20 us; a p99 over this means a Keras call per step or worse.
 DEFAULT_MAX_P99_US = 500.0
+#: Inputs the NumPy pass is compared with Keras on: seeded, spread wider than real observations.
+KERAS_CHECK_INPUTS = 256
+KERAS_CHECK_SEED = 20_240_601
 BUNDLE_MODE = 0o644
 STAGE_TITLES = {
     "files": "weight files (this process, safe loaders):",
@@ -45,11 +53,15 @@ FIXES = {
     "import": "every module the agents package imports must be inside it (--agents-dir); "
     "do not rely on files outside the package",
     "kymnasium.Agent": "agent classes must subclass kymnasium.Agent",
+    "keras": "the agents' NumPy pass disagrees with Keras on this model: report it with the "
+    ".keras file, and do not submit it",
     "load": "the files must load with the agent class being bundled",
     "act": "act(observation, info) must return an action env.step accepts for every observation",
     "actions": "CartPole: return an int; the pendulum: a float32 ndarray of shape (1,) in [-3, 3]",
     "deterministic": "evaluation must be greedy: no sampling in act()",
-    "latency": "check agent.fast_path_problem (is act() calling Keras?) or raise --max-p99-us",
+    "runtime": "load() and act() must not import tensorflow or keras (read the .keras file "
+    "with h5py, act in NumPy; import Keras only inside save())",
+    "latency": "act() must stay cheap (no Keras call per step) or raise --max-p99-us",
     "score": "train longer or choose a better checkpoint (--weights); --min-score sets the bar",
     "probe": "read the traceback above; the agent crashed in a fresh Python",
     "bundle": "the zip differs from what was validated (disk or tampering): build it again",
@@ -78,17 +90,67 @@ class CheckFailedError(Exception):
         self.check, self.detail = check, detail
 
 
-def static_check(kind: str, prefix: Path) -> str:
-    """Load the pair in this process (safe loaders only) before anything else runs."""
-    from agents import AGENT_CLASSES, AgentFileError
+def static_check(agent_name: str, prefix: Path) -> tuple[Any, str, bool]:
+    """Load the pair in this process (safe loaders only) before anything else runs.
 
-    agent_class = AGENT_CLASSES[kind]
+    Returns the agent, a line for the report, and whether the files carry a hash (course
+    files do not: the bundle then gets a config that records the model's SHA-256).
+    """
+    from agents import AGENT_CLASSES, AgentFileError, UncheckedFilesWarning
+
+    agent_class = AGENT_CLASSES[agent_name]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UncheckedFilesWarning)
+        try:
+            agent = agent_class.load(prefix)
+        except AgentFileError as error:
+            raise CheckFailedError("weights", str(error)) from error
+    unchecked = any(issubclass(warning.category, UncheckedFilesWarning) for warning in caught)
+    detail = f"{prefix}.keras + .config load safely as {agent_class.__name__}"
+    if unchecked:
+        detail += (
+            "; course-format files carry no hash, so the bundle gets a config recording "
+            "the model's SHA-256"
+        )
+    return agent, detail, not unchecked
+
+
+def keras_check(agent: Any) -> str:
+    """Compare the agent's NumPy pass with Keras's own output for its file (Keras is fine here)."""
+    import numpy as np
+
+    from agents.numpy_forward import KERAS_TOLERANCE
+    from training.environment import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import keras
+
+    batch = (
+        np.random.default_rng(KERAS_CHECK_SEED)
+        .normal(scale=2.0, size=(KERAS_CHECK_INPUTS, *agent.observation_shape))
+        .astype(np.float32)
+    )
     try:
-        agent = agent_class.load(prefix)
-    except AgentFileError as error:
-        raise CheckFailedError("weights", str(error)) from error
-    speed = "fast NumPy path" if agent.uses_fast_path else f"SLOW: {agent.fast_path_problem}"
-    return f"{prefix}.keras + .config load safely as {agent_class.__name__} ({speed})"
+        model = agent.model  # the same bytes, loaded by Keras in safe mode
+    except Exception as error:  # Keras refusing what the runtime accepts is the finding
+        raise CheckFailedError(
+            "keras", f"Keras cannot load the model in safe mode: {error}"
+        ) from error
+    expected = model(batch)
+    expected = expected if isinstance(expected, (list, tuple)) else [expected]
+    difference = max(
+        float(np.max(np.abs(ours - keras.ops.convert_to_numpy(theirs))))
+        for ours, theirs in zip(agent.outputs(batch), expected, strict=True)
+    )
+    if not difference <= KERAS_TOLERANCE:
+        raise CheckFailedError(
+            "keras",
+            f"the NumPy pass differs from Keras by {difference:.3g} (limit {KERAS_TOLERANCE:g})",
+        )
+    return (
+        f"NumPy pass equals Keras (safe mode) within {difference:.1e} on {KERAS_CHECK_INPUTS} "
+        f"inputs, every output (limit {KERAS_TOLERANCE:g})"
+    )
 
 
 def probe_or_fail(
@@ -138,7 +200,8 @@ def verify_zip(
 def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
     """Validate, bundle and verify; returns the final zip path."""
     from agents import AGENT_CLASSES
-    from agents.base import library_versions
+    from agents.agent_files import agent_paths, agent_prefix
+    from agents.base import library_versions, runtime_requirements
     from submission.bundle import (
         BundleError,
         ProbeSettings,
@@ -147,28 +210,33 @@ def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
         write_reproducible_zip,
     )
 
-    kind = args.agent
-    agent_class = AGENT_CLASSES[kind]
-    prefix = args.weights or REPO_ROOT / "weights" / kind
-    checks.append(
-        {"name": "weights", "stage": "files", "ok": True, "detail": static_check(kind, prefix)}
-    )
+    agent_name = args.agent
+    agent_class = AGENT_CLASSES[agent_name]
+    prefix = agent_prefix(args.weights or REPO_ROOT / TASKS[agent_name].weights_prefix)
+    agent, detail, hashed = static_check(agent_name, prefix)
+    checks.append({"name": "weights", "stage": "files", "ok": True, "detail": detail})
+    checks.append({"name": "keras", "stage": "files", "ok": True, "detail": keras_check(agent)})
     settings = ProbeSettings(
         agent_class=f"agents:{agent_class.__name__}",
-        weights=kind,
+        weights=agent_name,
         env_id=agent_class.env_id,
         episodes=args.episodes,
         seed=args.seed,
-        min_score=SOLVED_SCORES[kind] if args.min_score is None else args.min_score,
+        min_score=TASKS[agent_name].solve_score if args.min_score is None else args.min_score,
         max_p99_us=args.max_p99_us,
         max_steps=args.max_steps,
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"{kind}.zip"
+    target = args.out / f"{agent_name}.zip"
     with tempfile.TemporaryDirectory(prefix="submit-stage-") as folder:
+        model_path, config_path = agent_paths(prefix)
+        if not hashed:  # the loaded agent writes its model's bytes back beside a hashed config
+            model_path, config_path = agent_paths(Path(folder) / "hashed" / agent_name)
+            agent.save(model_path.with_suffix(""))
         stage = Path(folder) / "bundle"
+        weight_files = {f"{agent_name}.keras": model_path, f"{agent_name}.config": config_path}
         try:
-            stage_bundle(stage, args.agents_dir, prefix, kind)
+            stage_bundle(stage, args.agents_dir, weight_files)
         except BundleError as error:
             raise CheckFailedError("import", str(error)) from error
         report = probe_or_fail(stage, settings, checks, "staged")
@@ -176,11 +244,12 @@ def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
         write_manifest(
             stage,
             {
-                "agent": kind,
+                "agent": agent_name,
                 "agent_class": settings.agent_class,
-                "weights": kind,
+                "weights": agent_name,
                 "env_id": settings.env_id,
                 "versions": library_versions(),
+                "runtime_requirements": runtime_requirements(),
                 "validation": {
                     "settings": asdict(settings),
                     "passed": [check["name"] for check in report["checks"]],
@@ -188,7 +257,9 @@ def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
                 },
             },
         )
-        handle, temporary_name = tempfile.mkstemp(dir=args.out, prefix=f".{kind}.", suffix=".zip")
+        handle, temporary_name = tempfile.mkstemp(
+            dir=args.out, prefix=f".{agent_name}.", suffix=".zip"
+        )
         os.close(handle)
         temporary = Path(temporary_name)
         try:
@@ -205,7 +276,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Validate an agent the way the evaluator runs it, then bundle it.",
     )
-    parser.add_argument("--agent", choices=sorted(SOLVED_SCORES), help="which task's agent")
+    parser.add_argument("--agent", choices=AGENT_NAMES, help="which task's agent")
     parser.add_argument("--weights", type=Path, help="weights prefix (default weights/<agent>)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the zip goes")
     parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="scored episodes")

@@ -2,17 +2,18 @@
 
 The evaluator does `AgentClass.load(path).act(observation, info)`; `path` is a prefix naming
 `{path}.keras` (the Keras model) and `{path}.config` (a pickled plain dict of settings).
+Importing this package, loading and acting need NumPy and h5py, never TensorFlow or Keras.
 """
 
 from agents.agent_files import AgentFileError
-from agents.base import PolicyAgent
+from agents.base import PolicyAgent, UncheckedFilesWarning
 from agents.cartpole import CartPoleAgent
 from agents.inverted_pendulum import InvertedPendulumAgent
 
 #: Agent classes by the short task name used on every command line.
 AGENT_CLASSES: dict[str, type[PolicyAgent]] = {
-    CartPoleAgent.kind: CartPoleAgent,
-    InvertedPendulumAgent.kind: InvertedPendulumAgent,
+    CartPoleAgent.agent: CartPoleAgent,
+    InvertedPendulumAgent.agent: InvertedPendulumAgent,
 }
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "CartPoleAgent",
     "InvertedPendulumAgent",
     "PolicyAgent",
+    "UncheckedFilesWarning",
 ]

@@ -3,8 +3,9 @@
 Both files are untrusted input at load. The config format is the evaluator's: a pickle of a
 plain dict, and a pickle can name any callable to run on load. Plain data (dict, list, tuple,
 str, bytes, int, float, bool, None) never needs `find_class`, so the reader below refuses every
-global lookup: a crafted file fails before anything runs. The model loads in Keras safe mode.
-Writes go to temporary files that are renamed into place, so a failed save keeps the old pair.
+global lookup: a crafted file fails before anything runs. The model is read without Keras
+(`agents.keras_file`). Writes go to temporary files that are renamed into place, so a failed
+save keeps the old pair.
 """
 
 from __future__ import annotations
@@ -14,21 +15,16 @@ import hashlib
 import io
 import os
 import pickle
-import tempfile
-import zipfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import keras
 
 #: A config is a few hundred bytes; refusing large files bounds memory on hostile input.
 MAX_CONFIG_BYTES = 1 << 20
 #: Protocol 4 pickles bytes, tuples and dicts without any global lookup.
 PICKLE_PROTOCOL = 4
 PLAIN_SCALARS = (str, bytes, int, float, bool, type(None))
-#: Our models are a few hundred KiB; the cap keeps a hostile archive from exhausting memory.
-MAX_MODEL_BYTES = 64 << 20
 MODEL_SUFFIX = ".keras"
 CONFIG_SUFFIX = ".config"
 
@@ -104,15 +100,24 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
+def agent_prefix(path: str | os.PathLike[str]) -> Path:
+    """The prefix an agent's files share: `path` without a trailing `.keras` or `.config`."""
+    prefix = Path(path)
+    return prefix.with_suffix("") if prefix.suffix in (MODEL_SUFFIX, CONFIG_SUFFIX) else prefix
+
+
 def agent_paths(prefix: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Return the `.keras` and `.config` paths of an agent prefix (a trailing suffix is ignored)."""
-    prefix = Path(prefix)
-    if prefix.suffix in (MODEL_SUFFIX, CONFIG_SUFFIX):
-        prefix = prefix.with_suffix("")
+    prefix = agent_prefix(prefix)
     return (
         prefix.with_name(prefix.name + MODEL_SUFFIX),
         prefix.with_name(prefix.name + CONFIG_SUFFIX),
     )
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of bytes already in memory."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_of(path: Path) -> str:
@@ -124,22 +129,19 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_model_safely(path: Path) -> keras.Model:
-    """Load a `.keras` file in safe mode; every failure names the file and the problem."""
-    if not path.is_file():
-        raise AgentFileError(f"{path}: model file not found")
-    size = path.stat().st_size
-    if size > MAX_MODEL_BYTES:
-        raise AgentFileError(f"{path}: model is {size} bytes, over the {MAX_MODEL_BYTES} limit")
-    if not zipfile.is_zipfile(path):
-        raise AgentFileError(f"{path}: not a Keras 3 model archive (truncated or corrupt zip)")
-    try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:
-        raise AgentFileError(f"{path}: Keras could not load the model: {error}") from error
-    if not isinstance(model, keras.Model):
-        raise AgentFileError(f"{path}: holds a {type(model).__name__}, not a Keras model")
-    return model
+def _new_temporary(folder: Path, stem: str, suffix: str) -> Path:
+    """Create an empty file with a fresh name in `folder`, its mode set by the umask.
+
+    `tempfile.mkstemp` would make it 0600, and the rename would carry that onto the agent's
+    files; an ordinary new file is what the user expects.
+    """
+    while True:
+        path = folder / f".{stem}.{secrets.token_hex(6)}.tmp{suffix}"
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
 
 
 def write_pair_atomically(
@@ -158,11 +160,7 @@ def write_pair_atomically(
     temporaries: list[Path] = []
     try:
         for suffix in (MODEL_SUFFIX, CONFIG_SUFFIX):
-            handle, name = tempfile.mkstemp(
-                dir=model_path.parent, prefix=f".{model_path.stem}.", suffix=f".tmp{suffix}"
-            )
-            os.close(handle)
-            temporaries.append(Path(name))
+            temporaries.append(_new_temporary(model_path.parent, model_path.stem, suffix))
         tmp_model, tmp_config = temporaries
         save_model(tmp_model)
         config_bytes = dumps_config(make_config(sha256_of(tmp_model)))

@@ -1,21 +1,24 @@
-"""What both competition agents share: save/load of the file pair, input checks, the fast path.
+"""What both competition agents share: the file pair, input checks and the NumPy forward pass.
 
 The evaluator calls `AgentClass.load(path).act(obs, info)` once per step, so `act` must be
-cheap and must never return something `env.step` refuses. Task-specific parts (the action
-rule and the model's expected shape) live in the subclasses.
+cheap and must never return something `env.step` refuses. It may also render in the same
+process, and a process that has loaded TensorFlow crashes when it renders with Mesa's OpenGL.
+So `load` and `act` use only NumPy and h5py: Keras writes the files (`save`), the runtime
+only reads them. Task-specific parts (the action rule and the output shape) live in the
+subclasses.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import tempfile
 import warnings
 from abc import abstractmethod
-from collections.abc import Callable
 from importlib import metadata
-from typing import Any, ClassVar, Self
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-import keras
 import kymnasium
 import numpy as np
 
@@ -23,23 +26,26 @@ from agents.agent_files import (
     AgentFileError,
     agent_paths,
     check_plain_data,
-    load_model_safely,
     read_config,
-    sha256_of,
+    sha256_bytes,
     write_pair_atomically,
 )
-from agents.numpy_forward import UnsupportedModelError, compile_numpy_forward
+from agents.keras_file import read_model_bytes, read_model_file
+from agents.numpy_forward import ForwardPlan, keras_arrays, plan_of_keras_model
+
+if TYPE_CHECKING:
+    import keras
 
 #: Identifies our config files among other pickles.
 CONFIG_FORMAT = "kymnasium-policy-agent"
 CONFIG_FORMAT_VERSION = 1
 DEFAULT_SEED = 42
-#: The fast path must match Keras this closely on the probe inputs (issue: fast path).
-FAST_PATH_TOLERANCE = 1e-5
-PROBE_COUNT = 16
-PROBE_SEED = 20_240_601
+#: The course saves a config holding only the seed (and for the pendulum, no config at all).
+COURSE_CONFIG_KEYS = frozenset({"seed"})
 #: Libraries whose versions go into every config, so a weight file says what wrote it.
 RECORDED_PACKAGES = ("keras", "tensorflow", "numpy", "gymnasium", "mujoco", "kymnasium")
+#: What loading and acting need: a bundle lists these, and never TensorFlow or Keras.
+RUNTIME_PACKAGES = ("numpy", "h5py", "kymnasium", "gymnasium")
 
 #: Keys the agent writes itself; `extra_config` may not override them.
 BASE_CONFIG_KEYS = frozenset(
@@ -57,7 +63,17 @@ BASE_CONFIG_KEYS = frozenset(
     }
 )
 
-Forward = Callable[[np.ndarray], np.ndarray]
+
+def runtime_requirements() -> dict[str, str]:
+    """What loading and acting need, at the versions installed here (a bundle lists these)."""
+    versions = {"python": platform.python_version()}
+    for package in RUNTIME_PACKAGES:
+        versions[package] = metadata.version(package)
+    return versions
+
+
+class UncheckedFilesWarning(UserWarning):
+    """Course-format files carry no hash, so the model cannot be checked against its config."""
 
 
 def library_versions() -> dict[str, str]:
@@ -72,15 +88,22 @@ def library_versions() -> dict[str, str]:
 
 
 class PolicyAgent(kymnasium.Agent):
-    """A greedy policy over a small Keras MLP, saved as `{path}.keras` + `{path}.config`."""
+    """A greedy policy over a small MLP, saved as `{path}.keras` + `{path}.config`.
 
-    #: Short task name written into the config; loading checks it.
-    kind: ClassVar[str]
+    Build one from a Keras model (training does), or `load` one from files; either way `act`
+    runs the NumPy forward pass. A loaded agent keeps its file's bytes, so it saves them back
+    unchanged, and builds a Keras model only if `model` is asked for.
+    """
+
+    #: The agent name used on every command line (--agent) and in the config; loading checks it.
+    agent: ClassVar[str]
     #: The gymnasium environment the agent is for.
     env_id: ClassVar[str]
     observation_shape: ClassVar[tuple[int, ...]] = (4,)
     #: Which model output the action is computed from.
     action_output: ClassVar[int] = 0
+    #: Whether a lone `.keras` file loads (the course's pendulum agent writes no config).
+    config_optional: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -88,40 +111,52 @@ class PolicyAgent(kymnasium.Agent):
         seed: int = DEFAULT_SEED,
         extra_config: dict[str, Any] | None = None,
     ) -> None:
+        import keras
+
         if not isinstance(model, keras.Model):
             raise TypeError(f"model must be a keras.Model, not {type(model).__name__}")
+        plan = plan_of_keras_model(model)
+        self._check_plan(plan)
+        self._setup(plan, keras_arrays(model, plan)(), seed, extra_config)
+        self._model: keras.Model | None = model
+        self._model_bytes: bytes | None = None
+
+    def _setup(
+        self,
+        plan: ForwardPlan,
+        arrays: dict[str, list[np.ndarray]],
+        seed: int,
+        extra_config: dict[str, Any] | None,
+    ) -> None:
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise TypeError(f"seed must be an int, not {type(seed).__name__}")
         extra_config = dict(extra_config or {})
         check_plain_data(extra_config, "extra_config")
         if clashes := sorted(BASE_CONFIG_KEYS & extra_config.keys()):
             raise ValueError(f"extra_config may not set the agent's own keys {clashes}")
-        self._check_model(model)
-        self.model = model
         self.seed = seed
         self.extra_config = extra_config
         self._rng = np.random.default_rng(seed)
-        #: The whole config the agent was loaded from (None for an agent built in memory).
-        self.loaded_config: dict[str, Any] | None = None
-        self._forward, self.fast_path_problem = self._build_forward(model)
+        self._plan = plan
+        self._arrays = arrays
+        self._forward = plan.bind(arrays, self.action_output)
 
     # ------------------------------------------------------------------ model checks
     @classmethod
-    def _check_model(cls, model: keras.Model) -> None:
+    def _check_plan(cls, plan: ForwardPlan) -> None:
         """Refuse a model whose input or action output does not fit the task."""
-        if len(model.inputs) != 1 or tuple(model.inputs[0].shape[1:]) != cls.observation_shape:
-            shapes = [tuple(tensor.shape) for tensor in model.inputs]
+        if (plan.input_width,) != cls.observation_shape:
             raise ValueError(
-                f"{cls.__name__} needs one input of shape (None, *{cls.observation_shape}), "
-                f"the model has {shapes}"
+                f"{cls.__name__} needs one input of shape {_batch_shape(cls.observation_shape)}, "
+                f"the model's is {_batch_shape((plan.input_width,))}"
             )
-        if len(model.outputs) <= cls.action_output:
+        if len(plan.output_widths) <= cls.action_output:
             raise ValueError(f"{cls.__name__} needs model output {cls.action_output}")
-        shape = tuple(model.outputs[cls.action_output].shape[1:])
+        shape = (plan.output_widths[cls.action_output],)
         if shape != cls.expected_output_shape():
             raise ValueError(
-                f"{cls.__name__} needs an action output of shape (None, "
-                f"*{cls.expected_output_shape()}), the model's is (None, *{shape})"
+                f"{cls.__name__} needs an action output of shape "
+                f"{_batch_shape(cls.expected_output_shape())}, the model's is {_batch_shape(shape)}"
             )
 
     @classmethod
@@ -129,42 +164,28 @@ class PolicyAgent(kymnasium.Agent):
     def expected_output_shape(cls) -> tuple[int, ...]:
         """Shape (without batch) of the model output the action is computed from."""
 
-    def _keras_forward(self, batch: np.ndarray) -> np.ndarray:
-        outputs = self.model(batch, training=False)
-        if isinstance(outputs, (list, tuple)):
-            outputs = outputs[self.action_output]
-        return keras.ops.convert_to_numpy(outputs)
-
-    def _build_forward(self, model: keras.Model) -> tuple[Forward, str | None]:
-        """Compile the NumPy fast path and trust it only if it matches Keras on probe inputs."""
-        probes = (
-            np.random.default_rng(PROBE_SEED)
-            .normal(scale=2.0, size=(PROBE_COUNT, *self.observation_shape))
-            .astype(np.float32)
-        )
-        reference = self._keras_forward(probes)
-        if not np.all(np.isfinite(reference)):
-            raise ValueError("the model gives non-finite outputs on ordinary inputs")
-        try:
-            forward = compile_numpy_forward(model, self.action_output)
-            difference = float(np.max(np.abs(forward(probes) - reference)))
-        except UnsupportedModelError as error:
-            problem = str(error)
-        else:
-            if difference <= FAST_PATH_TOLERANCE:
-                return forward, None
-            problem = f"NumPy and Keras outputs differ by {difference:.3g}"
-        warnings.warn(
-            f"{type(self).__name__}: using the slow Keras path ({problem})",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return self._keras_forward, problem
-
     @property
-    def uses_fast_path(self) -> bool:
-        """True when `act` runs the NumPy forward pass instead of calling Keras."""
-        return self.fast_path_problem is None
+    def model(self) -> keras.Model:
+        """The Keras model (this imports Keras; acting never needs it).
+
+        An agent built from a model returns that model. A loaded agent builds it from its
+        file's bytes, in Keras safe mode, on first use: for training code and for checking the
+        NumPy pass against Keras.
+        """
+        if self._model is None:
+            import keras
+
+            with tempfile.TemporaryDirectory(prefix="agent-model-") as folder:
+                path = Path(folder) / "model.keras"
+                path.write_bytes(self._model_bytes)
+                self._model = keras.models.load_model(path, compile=False, safe_mode=True)
+        return self._model
+
+    def outputs(self, observations: Any) -> list[np.ndarray]:
+        """Every model output for a batch of observations, computed as `act` computes them."""
+        batch = np.asarray(observations, dtype=np.float32)
+        every = tuple(range(len(self._plan.output_names)))
+        return self._plan.bind(self._arrays, every)(batch)
 
     # ------------------------------------------------------------------ acting
     def _observation_batch(self, observation: Any) -> np.ndarray:
@@ -200,7 +221,7 @@ class PolicyAgent(kymnasium.Agent):
         return {
             "format": CONFIG_FORMAT,
             "format_version": CONFIG_FORMAT_VERSION,
-            "agent": self.kind,
+            "agent": self.agent,
             "agent_class": f"agents.{type(self).__name__}",
             "env_id": self.env_id,
             "seed": self.seed,
@@ -213,30 +234,64 @@ class PolicyAgent(kymnasium.Agent):
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write `{path}.keras` and `{path}.config`; an interrupted save keeps the old pair."""
-        write_pair_atomically(
-            path, lambda target: keras.models.save_model(self.model, target), self.config
-        )
+        write_pair_atomically(path, self._write_model, self.config)
+
+    def _write_model(self, target: Path) -> None:
+        if self._model_bytes is not None:  # loaded: the file it came from, byte for byte
+            target.write_bytes(self._model_bytes)
+            return
+        import keras
+
+        keras.models.save_model(self._model, target)
+        read_model_file(target)  # never write a model that `load` would refuse
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Self:
-        """Load an agent saved by `save`; refuses hostile, corrupt, foreign or wrong-task files."""
+        """Load an agent saved by `save` (or by the course's code) without TensorFlow.
+
+        Refuses hostile, corrupt, foreign or wrong-task files with `AgentFileError`. The
+        course's files (a `{'seed': N}` config, or for the pendulum no config at all) load
+        with one `UncheckedFilesWarning`, since they carry no hash to check.
+        """
         model_path, config_path = agent_paths(path)
-        config = read_config(config_path)
-        cls._check_config(config, config_path)
-        digest = sha256_of(model_path) if model_path.is_file() else None
-        if digest is not None and digest != config["model_sha256"]:
+        lone_model = cls.config_optional and not config_path.exists() and model_path.is_file()
+        config = None if lone_model else read_config(config_path)
+        checked = config is not None and "format" in config
+        if checked:
+            cls._check_config(config, config_path)
+        elif config is not None and not _is_course_config(config):
+            raise AgentFileError(
+                f"{config_path}: not an agent config (format {config.get('format')!r}, and not "
+                "the course's {'seed': N} either)"
+            )
+        data = read_model_bytes(model_path)
+        if checked and sha256_bytes(data) != config["model_sha256"]:
             raise AgentFileError(
                 f"{model_path}: does not match {config_path.name} (SHA-256 differs): the model "
                 "was changed or the two files come from different saves"
             )
-        model = load_model_safely(model_path)
+        model = read_model_file(model_path, data)
         try:
-            cls._check_model(model)
+            cls._check_plan(model.plan)
         except ValueError as error:
             raise AgentFileError(f"{model_path}: {error}") from error
-        extra = {key: value for key, value in config.items() if key not in BASE_CONFIG_KEYS}
-        agent = cls(model, seed=config["seed"], extra_config=extra)
-        agent.loaded_config = config
+        agent = cls.__new__(cls)
+        if checked:
+            extra = {key: value for key, value in config.items() if key not in BASE_CONFIG_KEYS}
+            agent._setup(model.plan, model.arrays, config["seed"], extra)
+        else:
+            seed = DEFAULT_SEED if config is None else config["seed"]
+            agent._setup(model.plan, model.arrays, seed, None)
+            source = f"no {config_path.name}" if config is None else f"{config_path.name} is"
+            warnings.warn(
+                f"{model_path}: course-format files ({source} course-style), so there is no hash "
+                f"to check the model against; loaded as {cls.__name__} with seed {seed}. "
+                "agent.save(path) writes a checked pair.",
+                UncheckedFilesWarning,
+                stacklevel=2,
+            )
+        agent._model = None
+        agent._model_bytes = data
         return agent
 
     @classmethod
@@ -249,10 +304,10 @@ class PolicyAgent(kymnasium.Agent):
                 f"{source}: config format version {config.get('format_version')!r} is not "
                 f"supported (this package reads {CONFIG_FORMAT_VERSION})"
             )
-        if config.get("agent") != cls.kind:
+        if config.get("agent") != cls.agent:
             raise AgentFileError(
                 f"{source}: these files are for the {config.get('agent')!r} task "
-                f"({config.get('env_id')}), not {cls.kind!r} ({cls.env_id}): load them with "
+                f"({config.get('env_id')}), not {cls.agent!r} ({cls.env_id}): load them with "
                 f"{config.get('agent_class', 'the other agent class')}"
             )
         expected = {
@@ -268,3 +323,17 @@ class PolicyAgent(kymnasium.Agent):
             raise AgentFileError(f"{source}: seed must be an int, got {seed!r}")
         if not isinstance(digest, str) or len(digest) != 64:
             raise AgentFileError(f"{source}: model_sha256 is missing or malformed")
+
+
+def _is_course_config(config: dict[str, Any]) -> bool:
+    """The course's config: `{'seed': N}` and nothing else."""
+    seed = config.get("seed")
+    return (
+        config.keys() == COURSE_CONFIG_KEYS
+        and isinstance(seed, int)
+        and not isinstance(seed, bool)
+    )
+
+
+def _batch_shape(shape: tuple[int, ...]) -> str:
+    return f"(None, {', '.join(map(str, shape))})"

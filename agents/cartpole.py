@@ -19,7 +19,7 @@ class CartPoleAgent(PolicyAgent):
     random generator, seeded from the saved seed, so a loaded agent replays the same choices.
     """
 
-    kind: ClassVar[str] = "cartpole"
+    agent: ClassVar[str] = "cartpole"
     env_id: ClassVar[str] = "CartPole-v1"
 
     @classmethod

@@ -8,6 +8,7 @@ way the evaluator does: one `act(observation, info)` call per step on the raw ob
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -36,9 +37,6 @@ class EvaluationResult:
     lengths: tuple[int, ...]
     act_p50_us: float
     act_p99_us: float
-    #: Per-episode (observations, actions) seen and taken, kept only when asked for, so that
-    #: an episode can be replayed exactly (for a video).
-    trajectories: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None
 
     @property
     def episodes(self) -> int:
@@ -63,7 +61,7 @@ class EvaluationResult:
     def summary(self) -> dict[str, Any]:
         """Plain-data form for JSON output and weight records."""
         return {
-            **{key: value for key, value in asdict(self).items() if key != "trajectories"},
+            **asdict(self),
             "returns": list(self.returns),
             "lengths": list(self.lengths),
             "episodes": self.episodes,
@@ -74,11 +72,15 @@ class EvaluationResult:
         }
 
 
-def make_env(env_id: str, max_steps: int | None = None) -> gym.Env:
+def make_env(
+    env_id: str, max_steps: int | None = None, render_mode: str | None = None
+) -> gym.Env:
     """The evaluation environment, with an optional step cap, recording episode statistics."""
     kwargs: dict[str, Any] = {}
     if max_steps is not None:
         kwargs["max_episode_steps"] = max_steps
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
     return gym.wrappers.RecordEpisodeStatistics(gym.make(env_id, **kwargs))
 
 
@@ -107,21 +109,22 @@ def evaluate(
     episodes: int,
     seed: int,
     max_steps: int | None = None,
-    keep_trajectories: bool = False,
+    render_mode: str | None = None,
+    wrap_env: Callable[[gym.Env], gym.Env] | None = None,
 ) -> EvaluationResult:
     """Run `episodes` greedy episodes, episode i reset with seed `seed + i`.
 
     Raises `InvalidActionError` at the first action outside the action space, since the
-    evaluator would fail there too. `keep_trajectories` keeps each episode's observations and
-    actions, enough to replay it exactly (the environments are deterministic given the seed
-    and the actions).
+    evaluator would fail there too. `render_mode` and `wrap_env` (say, gymnasium's
+    `RecordVideo`) film the scored episodes in this process, which never holds TensorFlow.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {max_steps}")
-    env = make_env(env_id, max_steps)
-    kept: list[tuple[np.ndarray, np.ndarray]] = []
+    env = make_env(env_id, max_steps, render_mode)
+    if wrap_env is not None:
+        env = wrap_env(env)
     returns: list[float] = []
     lengths: list[int] = []
     act_ns: list[int] = []
@@ -129,7 +132,6 @@ def evaluate(
     try:
         for episode in range(episodes):
             observation, info = env.reset(seed=seed + episode)
-            seen, taken = [], []
             done = False
             while not done:
                 start = clock()
@@ -140,13 +142,8 @@ def evaluate(
                         f"{env_id}: episode {episode} (seed {seed + episode}), step "
                         f"{len(act_ns)}: action {action!r} is not in {env.action_space}"
                     )
-                if keep_trajectories:
-                    seen.append(np.array(observation))
-                    taken.append(np.array(action))
                 observation, _, terminated, truncated, info = env.step(action)
                 done = terminated or truncated
-            if keep_trajectories:
-                kept.append((np.stack(seen), np.stack(taken)))
             returns.append(float(info["episode"]["r"]))
             lengths.append(int(info["episode"]["l"]))
     finally:
@@ -160,5 +157,4 @@ def evaluate(
         lengths=tuple(lengths),
         act_p50_us=float(p50),
         act_p99_us=float(p99),
-        trajectories=tuple(kept) if keep_trajectories else None,
     )

@@ -17,9 +17,11 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from submission.probe import ProbeSettings
 
 MANIFEST_NAME = "manifest.json"
 BUNDLE_FORMAT = "kymnasium-policy-bundle"
@@ -40,26 +42,15 @@ class BundleError(ValueError):
     """A bundle could not be built, or a zip is not a sound bundle."""
 
 
-@dataclass(frozen=True)
-class ProbeSettings:
-    """What the fresh-process probe loads and how strictly it judges it."""
-
-    agent_class: str
-    weights: str
-    env_id: str
-    episodes: int
-    seed: int
-    min_score: float
-    max_p99_us: float
-    max_steps: int | None = None
-
-
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def stage_bundle(stage: Path, agents_dir: Path, weights_prefix: Path, weights_name: str) -> None:
-    """Copy the agents package source (no caches) and the weight pair into `stage`."""
+def stage_bundle(stage: Path, agents_dir: Path, weight_files: dict[str, Path]) -> None:
+    """Copy the agents package source (no caches) and the weight files into `stage`.
+
+    `weight_files` maps each file's name in the bundle to the file to copy there.
+    """
     if not (agents_dir / "__init__.py").is_file():
         raise BundleError(f"{agents_dir}: not a Python package (no __init__.py)")
     for source in sorted(agents_dir.rglob("*.py")):
@@ -69,9 +60,8 @@ def stage_bundle(stage: Path, agents_dir: Path, weights_prefix: Path, weights_na
         target = stage / "agents" / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
-    for suffix in (".keras", ".config"):
-        source = weights_prefix.with_name(weights_prefix.name + suffix)
-        shutil.copyfile(source, stage / f"{weights_name}{suffix}")
+    for name, source in weight_files.items():
+        shutil.copyfile(source, stage / name)
 
 
 def file_hashes(root: Path) -> dict[str, str]:
@@ -189,34 +179,19 @@ def check_extracted(root: Path, names: list[str]) -> dict[str, Any]:
 
 def run_probe(bundle: Path, settings: ProbeSettings) -> dict[str, Any]:
     """Run `probe.py` in a fresh, isolated Python from an empty folder; return its report."""
-    with tempfile.TemporaryDirectory(prefix="submit-probe-") as empty:
-        result_path = Path(empty) / "result.json"
+    with tempfile.TemporaryDirectory(prefix="submit-probe-") as folder:
+        empty, request_path = Path(folder) / "cwd", Path(folder) / "request.json"
+        empty.mkdir()
+        result_path = Path(folder) / "result.json"
+        request = {"bundle": str(bundle.resolve()), "result": str(result_path), **asdict(settings)}
+        request_path.write_text(json.dumps(request, indent=2))
         command = [
             sys.executable,
             "-I",  # isolated: no script folder, PYTHONPATH or user site on the import path
             "-B",  # write no __pycache__ into the bundle being checked
             str(PROBE_SCRIPT),
-            "--bundle",
-            str(bundle.resolve()),
-            "--agent-class",
-            settings.agent_class,
-            "--weights",
-            settings.weights,
-            "--env-id",
-            settings.env_id,
-            "--episodes",
-            str(settings.episodes),
-            "--seed",
-            str(settings.seed),
-            "--min-score",
-            str(settings.min_score),
-            "--max-p99-us",
-            str(settings.max_p99_us),
-            "--result",
-            str(result_path),
+            str(request_path),
         ]
-        if settings.max_steps is not None:
-            command += ["--max-steps", str(settings.max_steps)]
         environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         environment.setdefault("MUJOCO_GL", "egl")
         environment.setdefault("SDL_VIDEODRIVER", "dummy")

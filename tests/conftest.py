@@ -41,6 +41,34 @@ def pendulum_model(hidden: int = 16, seed: int = 0) -> keras.Model:
     return keras.Model(inputs, [mean, log_std])
 
 
+def _he() -> keras.initializers.Initializer:
+    return keras.initializers.HeNormal(seed=42)
+
+
+def _glorot() -> keras.initializers.Initializer:
+    return keras.initializers.GlorotNormal(seed=42)
+
+
+def course_cartpole_model(sequential: bool = False) -> keras.Model:
+    """The course's CartPole policy: 4 -> 128 ReLU -> 2 softmax, every initialiser seeded 42."""
+    hidden = keras.layers.Dense(128, activation="relu", kernel_initializer=_he())
+    probabilities = keras.layers.Dense(2, activation="softmax", kernel_initializer=_glorot())
+    if sequential:
+        return keras.Sequential([keras.layers.Input(shape=(4,)), hidden, probabilities])
+    inputs = keras.layers.Input(shape=(4,))
+    return keras.Model(inputs, probabilities(hidden(inputs)))
+
+
+def course_pendulum_model() -> keras.Model:
+    """The course's pendulum actor, its heads written as `3 * tanh(.)` and `tanh(.) * 3 - 2`."""
+    inputs = keras.layers.Input(shape=(4,))
+    x = keras.layers.Dense(256, activation="relu", kernel_initializer=_he())(inputs)
+    x = keras.layers.Dense(256, activation="relu", kernel_initializer=_he())(x)
+    mean = 3.0 * keras.layers.Dense(1, activation="tanh", kernel_initializer=_glorot())(x)
+    log_std = keras.layers.Dense(1, activation="tanh", kernel_initializer=_glorot())(x) * 3.0 - 2.0
+    return keras.Model(inputs, [mean, log_std])
+
+
 @pytest.fixture
 def observations() -> np.ndarray:
     """1,000 random observations spread wider than the tasks' usual range."""

@@ -1,4 +1,4 @@
-"""The competition agents: the evaluator's contract, safe loading, atomic saving, the fast path."""
+"""The competition agents: the evaluator's contract, safe loading, atomic saving, course files."""
 
 from __future__ import annotations
 
@@ -11,11 +11,22 @@ import keras
 import kymnasium
 import numpy as np
 import pytest
-from conftest import cartpole_model, pendulum_model
+from conftest import (
+    cartpole_model,
+    course_cartpole_model,
+    course_pendulum_model,
+    pendulum_model,
+)
 
-from agents import AGENT_CLASSES, AgentFileError, CartPoleAgent, InvertedPendulumAgent
+from agents import (
+    AGENT_CLASSES,
+    AgentFileError,
+    CartPoleAgent,
+    InvertedPendulumAgent,
+    UncheckedFilesWarning,
+)
 from agents.agent_files import dumps_config, read_config, sha256_of
-from agents.base import FAST_PATH_TOLERANCE
+from agents.numpy_forward import KERAS_TOLERANCE
 
 AGENT_MODELS = [(CartPoleAgent, cartpole_model), (InvertedPendulumAgent, pendulum_model)]
 
@@ -28,7 +39,7 @@ def make_agent(agent_class: type, build_model, seed: int = 3, hidden: int = 16):
 def test_agents_are_kymnasium_agents(agent_class, build_model) -> None:
     assert issubclass(agent_class, kymnasium.Agent)
     assert isinstance(make_agent(agent_class, build_model), kymnasium.Agent)
-    assert AGENT_CLASSES[agent_class.kind] is agent_class
+    assert AGENT_CLASSES[agent_class.agent] is agent_class
 
 
 @pytest.mark.parametrize(
@@ -41,7 +52,6 @@ def test_save_load_gives_identical_actions(
     agent = make_agent(agent_class, build_model, hidden=hidden)
     agent.save(tmp_path / "agent")
     loaded = agent_class.load(tmp_path / "agent")
-    assert loaded.uses_fast_path
     before = [agent.act(observation, None) for observation in observations]
     after = [loaded.act(observation, {}) for observation in observations]
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
@@ -62,7 +72,7 @@ def test_pendulum_action_is_the_clipped_float32_mean(observations: np.ndarray) -
     for observation, expected in zip(observations, mean, strict=True):
         action = agent.act(observation, None)
         assert action.dtype == np.float32 and action.shape == (1,)
-        np.testing.assert_allclose(action, expected, atol=FAST_PATH_TOLERANCE)
+        np.testing.assert_allclose(action, expected, atol=KERAS_TOLERANCE)
 
 
 def test_pendulum_clips_a_mean_outside_the_bounds() -> None:
@@ -118,28 +128,27 @@ def test_exact_ties_are_broken_by_the_seeded_generator() -> None:
 
 
 @pytest.mark.parametrize(("agent_class", "build_model"), AGENT_MODELS)
-def test_fast_path_matches_keras(agent_class, build_model, observations: np.ndarray) -> None:
+def test_numpy_pass_matches_keras(agent_class, build_model, observations: np.ndarray) -> None:
     agent = make_agent(agent_class, build_model, hidden=64)
-    assert agent.uses_fast_path
     batch = observations.astype(np.float32)
-    difference = np.abs(agent._forward(batch) - agent._keras_forward(batch)).max()
-    assert difference <= FAST_PATH_TOLERANCE
+    expected = agent.model(batch)
+    expected = expected if isinstance(expected, list) else [expected]
+    outputs = agent.outputs(batch)
+    assert len(outputs) == len(expected)
+    for mine, theirs in zip(outputs, expected, strict=True):
+        np.testing.assert_allclose(mine, keras.ops.convert_to_numpy(theirs), atol=KERAS_TOLERANCE)
 
 
-def test_unsupported_model_falls_back_to_keras(observations: np.ndarray) -> None:
+def test_unsupported_model_is_refused_naming_the_layer() -> None:
     model = keras.Sequential(
         [
             keras.Input((4,)),
-            keras.layers.Dense(8, activation="gelu"),
+            keras.layers.Dense(8, activation="gelu", name="hidden"),
             keras.layers.Dense(2, activation="softmax"),
         ]
     )
-    with pytest.warns(RuntimeWarning, match="slow Keras path"):
-        agent = CartPoleAgent(model)
-    assert not agent.uses_fast_path and "gelu" in agent.fast_path_problem
-    expected = keras.ops.convert_to_numpy(model(observations[:50].astype(np.float32)))
-    actions = [agent.act(observation, None) for observation in observations[:50]]
-    np.testing.assert_array_equal(actions, expected.argmax(axis=1))
+    with pytest.raises(ValueError, match="layer 'hidden': activation 'gelu' is not supported"):
+        CartPoleAgent(model)
 
 
 def test_models_that_do_not_fit_the_task_are_refused() -> None:
@@ -213,7 +222,7 @@ def test_corrupt_model_with_matching_hash_gives_clear_error(saved_cartpole: Path
         CartPoleAgent.load(saved_cartpole)
 
 
-def test_model_with_code_is_refused_by_safe_mode(
+def test_model_with_code_is_refused_and_never_run(
     saved_cartpole: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     marker = tmp_path / "ran"
@@ -221,14 +230,16 @@ def test_model_with_code_is_refused_by_safe_mode(
     hostile = keras.Sequential(
         [
             keras.Input((4,)),
-            keras.layers.Lambda(lambda x: x + 0 * __import__("os").system("touch $HOSTILE_MARKER")),
+            keras.layers.Lambda(
+                lambda x: x + 0 * __import__("os").system("touch $HOSTILE_MARKER"), name="code"
+            ),
             keras.layers.Dense(2, activation="softmax"),
         ]
     )
     marker.unlink()  # building the model ran the lambda once; loading must not
     keras.models.save_model(hostile, saved_cartpole.with_suffix(".keras"))
     _rehash(saved_cartpole)
-    with pytest.raises(AgentFileError, match=r"cartpole\.keras: Keras could not load.*safe"):
+    with pytest.raises(AgentFileError, match=r"cartpole\.keras: layer 'code': .*Lambda"):
         CartPoleAgent.load(saved_cartpole)
     assert not marker.exists()
 
@@ -298,7 +309,110 @@ def test_failed_save_leaves_the_old_pair_loadable(
 
 
 def test_load_accepts_a_prefix_with_either_suffix(saved_cartpole: Path) -> None:
+    expected = CartPoleAgent.load(saved_cartpole).act([0.1, 0.2, 0.3, 0.4], None)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for name in ("cartpole.keras", "cartpole.config"):
-            assert CartPoleAgent.load(saved_cartpole.parent / name).uses_fast_path
+            agent = CartPoleAgent.load(saved_cartpole.parent / name)
+            assert agent.act([0.1, 0.2, 0.3, 0.4], None) == expected
+
+
+def test_a_loaded_agent_saves_its_file_back_unchanged(saved_cartpole: Path, tmp_path: Path):
+    loaded = CartPoleAgent.load(saved_cartpole)
+    loaded.save(tmp_path / "copy")
+    original = saved_cartpole.with_suffix(".keras").read_bytes()
+    assert (tmp_path / "copy.keras").read_bytes() == original
+    again = CartPoleAgent.load(tmp_path / "copy")
+    assert again.seed == loaded.seed and again.extra_config == loaded.extra_config
+    # Keras itself still reads the files the runtime wrote back, in safe mode.
+    model = keras.models.load_model(tmp_path / "copy.keras", compile=False, safe_mode=True)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model(np.ones((1, 4), dtype=np.float32))),
+        again.outputs(np.ones((1, 4)))[0],
+        atol=KERAS_TOLERANCE,
+    )
+
+
+# ---------------------------------------------------------------------- course-format files
+
+
+@pytest.fixture
+def course_cartpole(tmp_path: Path) -> Path:
+    """A course-trained CartPole pair: `model.save` and a pickle of `{'seed': 42}`."""
+    prefix = tmp_path / "course" / "cartpole"
+    prefix.parent.mkdir(exist_ok=True)
+    course_cartpole_model(sequential=True).save(prefix.with_suffix(".keras"))
+    with prefix.with_suffix(".config").open("wb") as stream:
+        pickle.dump({"seed": 42}, stream)
+    return prefix
+
+
+@pytest.fixture
+def course_pendulum(tmp_path: Path) -> Path:
+    """The course's pendulum agent saves only the `.keras` file."""
+    prefix = tmp_path / "course" / "pendulum"
+    prefix.parent.mkdir(exist_ok=True)
+    course_pendulum_model().save(prefix.with_suffix(".keras"))
+    return prefix
+
+
+def load_warning_once(agent_class: type, prefix: Path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        agent = agent_class.load(prefix)
+    assert [warning.category for warning in caught] == [UncheckedFilesWarning]
+    assert "no hash" in str(caught[0].message) and str(prefix) in str(caught[0].message)
+    return agent
+
+
+def test_course_cartpole_pair_loads_with_one_warning(
+    course_cartpole: Path, observations: np.ndarray
+) -> None:
+    agent = load_warning_once(CartPoleAgent, course_cartpole)
+    assert agent.seed == 42 and agent.extra_config == {}
+    model = keras.models.load_model(course_cartpole.with_suffix(".keras"), safe_mode=True)
+    probabilities = keras.ops.convert_to_numpy(model(observations.astype(np.float32)))
+    actions = [agent.act(observation, None) for observation in observations]
+    np.testing.assert_array_equal(actions, probabilities.argmax(axis=1))
+
+
+def test_lone_course_pendulum_model_loads_with_one_warning(
+    course_pendulum: Path, observations: np.ndarray
+) -> None:
+    assert not course_pendulum.with_suffix(".config").exists()
+    agent = load_warning_once(InvertedPendulumAgent, course_pendulum)
+    assert agent.seed == 42
+    model = keras.models.load_model(course_pendulum.with_suffix(".keras"), safe_mode=True)
+    mean = keras.ops.convert_to_numpy(model(observations.astype(np.float32))[0])
+    actions = np.stack([agent.act(observation, None) for observation in observations])
+    np.testing.assert_allclose(actions, np.clip(mean, -3.0, 3.0), atol=KERAS_TOLERANCE)
+
+
+def test_course_files_still_get_every_other_check(
+    course_cartpole: Path, course_pendulum: Path
+) -> None:
+    with pytest.raises(AgentFileError, match=r"cartpole\.keras: .*action output"):
+        InvertedPendulumAgent.load(course_cartpole)  # a CartPole policy is not a pendulum actor
+    with pytest.raises(AgentFileError, match=r"pendulum\.config: config file not found"):
+        CartPoleAgent.load(course_pendulum)  # only the pendulum agent may lack a config
+    hostile = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Lambda(lambda x: x), keras.layers.Dense(1)]
+    )
+    keras.models.save_model(hostile, course_pendulum.with_suffix(".keras"))
+    with pytest.raises(AgentFileError, match="Lambda"):
+        InvertedPendulumAgent.load(course_pendulum)
+    course_cartpole.with_suffix(".config").write_bytes(pickle.dumps({"seed": 42, "lr": 3e-4}))
+    with pytest.raises(AgentFileError, match="not an agent config"):
+        CartPoleAgent.load(course_cartpole)
+
+
+def test_a_course_agent_saves_a_checked_pair(course_pendulum: Path, tmp_path: Path) -> None:
+    agent = load_warning_once(InvertedPendulumAgent, course_pendulum)
+    agent.save(tmp_path / "checked")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checked = InvertedPendulumAgent.load(tmp_path / "checked")
+    assert read_config(tmp_path / "checked.config")["model_sha256"] == sha256_of(
+        course_pendulum.with_suffix(".keras")
+    )
+    assert checked.act([0.1, -0.2, 0.05, 0.3], None) == agent.act([0.1, -0.2, 0.05, 0.3], None)

@@ -59,3 +59,28 @@ def test_promote_never_overwrites_without_being_asked(finished_run: Path, tmp_pa
 def test_promote_refuses_an_unfinished_run(tmp_path: Path) -> None:
     with pytest.raises(PromotionError, match="not a finished run"):
         promote_run(tmp_path, tmp_path / "weights")
+
+
+def test_promote_takes_the_early_agent_of_a_course_named_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Course runs name checkpoints by episode index (3, 7 here; 199 ... 999 in full): the
+    first of them is the early agent, as for episode_NNNNNN names."""
+    monkeypatch.setattr("tools.promote.EVALUATION_EPISODES", 2)
+    settings = ReinforceSettings.preset(
+        "fast",
+        runs_dir=str(tmp_path / "runs"),
+        max_episodes=8,
+        num_envs=2,
+        episodes_per_update=2,
+        checkpoint_every=4,
+        checkpoint_names="course",
+        progress_bar=False,
+    )
+    run = train(settings, command="python -m training.reinforce --course-names").run_dir
+    assert (run / "checkpoints" / "3.keras").is_file()
+    record = promote_run(run, tmp_path / "weights")
+    assert record["early_checkpoint_episode"] == 4
+    early = CartPoleAgent.load(tmp_path / "weights" / "early" / "cartpole")
+    assert early.extra_config["training"]["episodes"] == 4
+    assert (tmp_path / "weights" / "cartpole_learning_curve.png").is_file()  # beside the weights

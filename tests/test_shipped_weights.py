@@ -7,16 +7,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
+import numpy as np
 import pytest
 
 from agents import AGENT_CLASSES
 from agents.agent_files import agent_paths, sha256_of
 from agents.evaluation import evaluate
+from agents.numpy_forward import KERAS_TOLERANCE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = REPO_ROOT / "weights"
 #: The best possible score of each task (every step rewarded, episodes capped).
 MAXIMUM = {"cartpole": 500.0, "pendulum": 1000.0}
+#: Episodes of the record's own evaluation played again (its first ones: same seeds, same cap).
+RECHECKED_EPISODES = 5
 
 
 @pytest.mark.parametrize("kind", sorted(AGENT_CLASSES))
@@ -25,10 +30,30 @@ def test_shipped_weights_match_their_record(kind: str) -> None:
     for path in agent_paths(WEIGHTS / kind):
         assert record["sha256"][path.name] == sha256_of(path)
     agent = AGENT_CLASSES[kind].load(WEIGHTS / kind)
-    assert agent.uses_fast_path
+    batch = np.random.default_rng(0).normal(scale=2.0, size=(256, 4)).astype(np.float32)
+    expected = agent.model(batch)  # Keras, from the same file, in safe mode
+    expected = expected if isinstance(expected, list) else [expected]
+    for ours, theirs in zip(agent.outputs(batch), expected, strict=True):
+        np.testing.assert_allclose(ours, keras.ops.convert_to_numpy(theirs), atol=KERAS_TOLERANCE)
     assert agent.seed == record["seed"] and f"--seed {record['seed']}" in record["command"]
-    assert record["evaluation"]["env_cap"]["mean"] == MAXIMUM[kind]
-    assert record["evaluation"]["env_cap"]["episodes"] == 100
+
+
+@pytest.mark.parametrize("kind", sorted(AGENT_CLASSES))
+def test_the_record_evaluation_holds_for_these_weights(kind: str) -> None:
+    """The record's scores are true of the shipped files: its first episodes, played again
+    with its seed and step cap, score inside the record's [min, max]."""
+    record = json.loads((WEIGHTS / f"{kind}.json").read_text())
+    agent_class = AGENT_CLASSES[kind]
+    assert record["evaluation"]  # one entry per step cap
+    for stored in record["evaluation"].values():
+        result = evaluate(
+            agent_class.load(WEIGHTS / kind),
+            agent_class.env_id,
+            RECHECKED_EPISODES,
+            stored["seed"],
+            stored["max_steps"],
+        )
+        assert stored["min"] <= min(result.returns) <= max(result.returns) <= stored["max"]
 
 
 @pytest.mark.parametrize("kind", sorted(AGENT_CLASSES))

@@ -16,10 +16,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import cartpole_model, pendulum_model
+from conftest import cartpole_model, course_pendulum_model, pendulum_model
 
 import submit
 from agents import CartPoleAgent, InvertedPendulumAgent
+from agents import numpy_forward as numpy_forward_module
+from agents.agent_files import read_config, sha256_of
 from submission import bundle as bundle_module
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +105,11 @@ def test_bundle_is_verified_complete_and_reproducible(pendulum_weights: Path, tm
     assert manifest["agent_class"] == "agents:InvertedPendulumAgent"
     assert manifest["env_id"] == "InvertedPendulum-v5"
     assert manifest["versions"]["python"].startswith("3.12")
+    assert set(manifest["runtime_requirements"]) == {
+        "python", "numpy", "h5py", "kymnasium", "gymnasium"
+    }  # fmt: skip
     assert not any(name.startswith("training") for name in names)
+    assert "runtime" in zip_checks and "keras" in [check["name"] for check in report["checks"]]
 
 
 def test_bundle_imports_and_acts_from_its_root_alone(pendulum_weights: Path, tmp_path: Path):
@@ -179,8 +185,9 @@ def test_wrong_task_weights_fail_without_bundle(pendulum_weights: Path, tmp_path
 def test_out_of_range_or_nan_actions_fail(pendulum_weights: Path, tmp_path: Path, bad_action):
     agents_dir = patched_agents(
         tmp_path,
-        "return np.clip(output, ACTION_LOW, ACTION_HIGH).astype(np.float32, copy=False)",
-        f"return np.array([{bad_action}], dtype=np.float32)",
+        "    def _action(self, output: np.ndarray) -> np.ndarray:\n",
+        "    def _action(self, output: np.ndarray) -> np.ndarray:\n"
+        f"        return np.array([{bad_action}], dtype=np.float32)\n",
     )
     out = tmp_path / "dist"
     code, report = submit_pendulum_with(agents_dir, pendulum_weights, out)
@@ -282,3 +289,65 @@ def test_safe_extract_refuses_every_escaping_name(tmp_path: Path, name: str):
     with pytest.raises(bundle_module.BundleError, match="outside the bundle folder"):
         bundle_module.safe_extract(archive_path, target)
     assert list(target.iterdir()) == []
+
+
+def test_weights_named_with_a_suffix_are_the_same_prefix(cartpole_weights: Path, tmp_path: Path):
+    """`--weights weights/cartpole.keras` means the prefix, as `Agent.load` reads it."""
+    out = tmp_path / "dist"
+    code, report = run_submit(
+        "--agent", "cartpole", "--weights", cartpole_weights.with_suffix(".keras"), "--out", out,
+        *QUICK,
+    )
+    assert code == 0 and report["ok"], report
+    with zipfile.ZipFile(out / "cartpole.zip") as archive:
+        for suffix in (".keras", ".config"):
+            expected = cartpole_weights.with_suffix(suffix).read_bytes()
+            assert archive.read(f"cartpole{suffix}") == expected
+
+
+def test_a_lone_course_pendulum_model_submits_with_a_hashed_config(tmp_path: Path):
+    prefix = tmp_path / "course" / "pendulum"
+    prefix.parent.mkdir()
+    course_pendulum_model().save(prefix.with_suffix(".keras"))
+    out = tmp_path / "dist"
+    code, report = run_submit("--agent", "pendulum", "--weights", prefix, "--out", out, *QUICK)
+    assert code == 0 and report["ok"], report
+    assert "course-format files carry no hash" in report["checks"][0]["detail"]
+    root = tmp_path / "unzipped"
+    with zipfile.ZipFile(out / "pendulum.zip") as archive:
+        archive.extractall(root)
+    assert (root / "pendulum.keras").read_bytes() == prefix.with_suffix(".keras").read_bytes()
+    assert read_config(root / "pendulum.config")["model_sha256"] == sha256_of(
+        prefix.with_suffix(".keras")
+    )
+
+
+def test_an_agent_that_imports_keras_to_act_fails_the_runtime_check(
+    pendulum_weights: Path, tmp_path: Path
+):
+    # What importing Keras leaves behind, without paying for a TensorFlow import here.
+    agents_dir = patched_agents(
+        tmp_path,
+        "    def _action(self, output: np.ndarray) -> np.ndarray:\n",
+        "    def _action(self, output: np.ndarray) -> np.ndarray:\n"
+        "        import sys, types; sys.modules.setdefault('keras', types.ModuleType('keras'))\n",
+    )
+    out = tmp_path / "dist"
+    code, report = submit_pendulum_with(agents_dir, pendulum_weights, out)
+    assert code == 1 and report["error"]["check"] == "runtime"
+    assert "imported keras" in report["error"]["detail"]
+    assert_no_bundle(out)
+
+
+def test_a_numpy_pass_that_disagrees_with_keras_fails(
+    cartpole_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    wrong_softmax = dict(numpy_forward_module.ACTIVATIONS, softmax=lambda x: x)
+    monkeypatch.setattr(numpy_forward_module, "ACTIVATIONS", wrong_softmax)
+    out = tmp_path / "dist"
+    code = submit.main(
+        ["--agent", "cartpole", "--weights", str(cartpole_weights), "--out", str(out), *QUICK]
+    )
+    assert code == 1
+    assert "the NumPy pass differs from Keras by" in capsys.readouterr().out
+    assert_no_bundle(out)

@@ -1,8 +1,9 @@
 """With one environment and one episode per update, our batched update is the course's.
 
-The course's per-episode computation is written out plainly here (a Python loop for the
-returns, a GradientTape over the whole episode, tensorflow-probability for the Normal) and
-compared with ``training.algorithm`` on a fixed episode.
+The course's per-episode computation is written out plainly here (its own networks from
+``course_networks``, a Python loop for the returns, a GradientTape over the whole episode,
+tensorflow-probability for the Normal) and compared with ``training.algorithm`` on a fixed
+episode, our networks built with the course presets' seeds.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+from course_networks import (
+    course_cartpole_policy,
+    course_critic,
+    course_pendulum_actor,
+    in_role_order,
+)
 
 from training import networks
 from training.algorithm import (
@@ -21,7 +28,7 @@ from training.algorithm import (
     step_discounts,
 )
 from training.distributions import Categorical, Gaussian
-from training.presets import GAMMA
+from training.presets import CRITIC_SEED_OFFSET, GAMMA, LAYER_SEED_STEP, SEED
 from training.returns import discounted_returns
 from training.settings import TrainingSettings
 
@@ -71,8 +78,8 @@ def assert_gradients_equal(ours, course) -> None:
 
 def test_reinforce_gradient_equals_course_episode_update() -> None:
     observations, actions, rewards = fixed_episode()
-    actor = networks.build_categorical_policy(4, (128,), 2, seed=42)
-    policy = networks.export_categorical_policy(actor)  # the course's softmax model
+    actor = networks.build_categorical_policy(4, (128,), 2, SEED, LAYER_SEED_STEP)
+    policy = course_cartpole_policy()
     returns = course_returns(rewards)
 
     with tf.GradientTape() as tape:  # the course, verbatim in spirit
@@ -93,18 +100,21 @@ def test_reinforce_gradient_equals_course_episode_update() -> None:
 
 def test_gaussian_gradient_with_standardised_baseline_equals_course() -> None:
     observations, actions, rewards = fixed_episode(gaussian=True)
-    actor = networks.build_gaussian_policy(4, (256, 256), 1, seed=42)
+    actor = networks.build_gaussian_policy(4, (256, 256), 1, SEED, LAYER_SEED_STEP)
+    course_actor = course_pendulum_actor()
     values = np.linspace(5.0, 1.0, EPISODE_LENGTH).astype(np.float32)  # V recorded while acting
     returns = course_returns(rewards)
     advantages = returns - values
     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
     with tf.GradientTape() as tape:
-        mean, log_std = actor(observations)
+        mean, log_std = course_actor(observations)
         normal = tfp.distributions.Normal(mean[:, 0], tf.exp(log_std[:, 0]))
         discounts = tf.pow(GAMMA, tf.range(EPISODE_LENGTH, dtype=tf.float32))
         course_loss = -tf.reduce_sum(discounts * advantages * normal.log_prob(actions[:, 0]))
-    course = tape.gradient(course_loss, actor.trainable_variables)
+    course = in_role_order(
+        course_actor, tape.gradient(course_loss, course_actor.trainable_variables)
+    )
 
     mask = tf.ones((1, EPISODE_LENGTH))
     ours_advantages = advantages_of(
@@ -126,22 +136,20 @@ def test_normalised_variant_full_update_equals_course() -> None:
         actor_learning_rate=3e-5,
         critic_learning_rate=1e-4,
     )
-    actor = networks.build_categorical_policy(4, (128,), 2, seed=42)
-    critic = networks.build_critic(4, (128,), seed=142)
-    course_actor = networks.build_categorical_policy(4, (128,), 2, seed=42)
-    course_critic = networks.build_critic(4, (128,), seed=142)
-    course_policy = networks.export_categorical_policy(course_actor)
+    actor = networks.build_categorical_policy(4, (128,), 2, SEED, LAYER_SEED_STEP)
+    critic = networks.build_critic(4, (128,), SEED + CRITIC_SEED_OFFSET, LAYER_SEED_STEP)
+    course_policy, the_course_critic = course_cartpole_policy(), course_critic()
 
     returns = course_returns(rewards)
-    values = course_critic(observations)[:, 0].numpy()  # recorded while acting
+    values = the_course_critic(observations)[:, 0].numpy()  # recorded while acting
     critic_optimizer = keras.optimizers.Adam(1e-4, clipnorm=1.0)
     huber = keras.losses.Huber()
     for _ in range(10):
         with tf.GradientTape() as tape:
-            critic_loss = huber(returns[:, None], course_critic(observations))
-        gradients = tape.gradient(critic_loss, course_critic.trainable_variables)
+            critic_loss = huber(returns[:, None], the_course_critic(observations))
+        gradients = tape.gradient(critic_loss, the_course_critic.trainable_variables)
         critic_optimizer.apply_gradients(
-            zip(gradients, course_critic.trainable_variables, strict=True)
+            zip(gradients, the_course_critic.trainable_variables, strict=True)
         )
     advantages = returns - values
     advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -163,9 +171,7 @@ def test_normalised_variant_full_update_equals_course() -> None:
         step_discounts(mask, GAMMA, True),
         mask,
     )
-    for model, reference in ((actor, course_actor), (critic, course_critic)):
+    for model, reference in ((actor, course_policy), (critic, the_course_critic)):
         for mine, theirs in zip(model.get_weights(), reference.get_weights(), strict=True):
             np.testing.assert_allclose(mine, theirs, rtol=TOLERANCE, atol=TOLERANCE)
-    assert not np.allclose(
-        actor.get_weights()[0], networks.build_categorical_policy(4, (128,), 2, 42).get_weights()[0]
-    )
+    assert not np.allclose(actor.get_weights()[0], course_cartpole_policy().get_weights()[0])

@@ -92,6 +92,40 @@ def test_collect_pendulum_clips_what_it_sends() -> None:
     assert batch.actions.dtype == np.float32 and np.all(learned > 5.0)
 
 
+def test_learn_clipped_actions_scores_what_the_environment_received() -> None:
+    """The course scores the clipped action: with a mean of 10 every learned action is the
+    bound 3, the same as what was sent."""
+    envs = ActionLog(make_envs("InvertedPendulum-v5", 2))
+
+    def far_out(observations):
+        count = len(observations)
+        return np.full((count, 1), 10.0), np.zeros((count, 1))
+
+    policy = make_policy(far_out, envs.single_action_space, learn_clipped=True)
+    batch = collect(envs, policy, 2, np.random.default_rng(0), 1)
+    assert np.all(np.concatenate(envs.sent) == 3.0)
+    assert batch.actions.dtype == np.float32 and np.all(batch.actions[batch.mask == 1] == 3.0)
+
+
+@pytest.mark.parametrize("preset", ["course", "fast"])
+def test_pendulum_presets_choose_which_action_the_loss_scores(preset: str) -> None:
+    """The course preset's rollouts learn from the clipped action, the fast preset's from the
+    unclipped sample; a policy at mean 3, sigma e puts about half its samples past the bound."""
+    from training.gaussian_actor_critic import GaussianActorCriticSettings
+
+    settings = GaussianActorCriticSettings.preset(preset, num_envs=1)
+    algorithm = settings.make_algorithm(make_envs("InvertedPendulum-v5", 1))
+    for head in ("mean_tanh", "log_std_tanh"):  # tanh(10) = 1: mean 3, log sigma 1
+        algorithm.actor.get_layer(head).bias.assign(np.array([10.0], dtype=np.float32))
+    algorithm.forward.refresh()
+    sent, learned = algorithm.policy(np.zeros((2000, 4)), np.random.default_rng(0))
+    assert np.all(np.abs(sent) <= 3.0)
+    if preset == "course":
+        np.testing.assert_array_equal(learned, sent)
+    else:
+        assert 0.3 < np.mean(learned > 3.0) < 0.7
+
+
 def test_collect_refuses_same_step_autoreset() -> None:
     envs = gym.make_vec(
         "CartPole-v1",

@@ -88,7 +88,7 @@ def test_script_writes_every_output(script, tmp_path: Path, capsys) -> None:
 
     env = gym.make(env_id)
     observation, info = env.reset(seed=0)
-    for name in ("episode_000002", "episode_000004"):
+    for name in ("1", "3"):  # the course's names: zero-based index of the last episode
         agent = agent_class.load(run / "checkpoints" / name)
         assert env.action_space.contains(agent.act(observation, info))
     assert env.action_space.contains(agent_class.load(run / "final").act(observation, info))
@@ -153,6 +153,16 @@ def test_flags_override_the_preset() -> None:
     assert command.settings.num_envs == 3
     assert command.settings.actor_hidden == (8, 8)
     assert command.settings.stop == "solved"  # the rest of the fast preset stays
+
+
+def test_bootstrap_truncated_without_a_critic_is_a_usage_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        reinforce.main(["--bootstrap-truncated"])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--bootstrap-truncated" in line and "--baseline" in line
+    flags = ["--bootstrap-truncated", "--baseline"]
+    assert parse_command(reinforce.ReinforceSettings, flags).settings.bootstrap_truncated
 
 
 def settings_for(tmp_path: Path, **overrides):

@@ -28,6 +28,7 @@ from agents import AGENT_CLASSES  # noqa: E402 - after the environment is set
 from agents.agent_files import agent_paths, sha256_of  # noqa: E402
 from agents.base import library_versions  # noqa: E402
 from agents.evaluation import evaluate  # noqa: E402
+from training.runs import checkpoints_of  # noqa: E402
 from training.tasks import TASKS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -80,22 +81,22 @@ def promote_run(
         raise PromotionError(f"{run_dir}: not a finished run, missing {missing}")
     settings = json.loads((run_dir / "settings.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
-    kind = settings["agent"]
-    agent_class = AGENT_CLASSES[kind]
+    agent_name = settings["agent"]
+    agent_class = AGENT_CLASSES[agent_name]
     agent_class.load(run_dir / "final")  # refuses a broken or foreign pair before anything
-    target = weights_dir / kind
+    target = weights_dir / agent_name
     if agent_paths(target)[0].exists() and not overwrite:
         raise PromotionError(f"{target}.keras exists: pass --overwrite to replace it")
-    checkpoints = sorted((run_dir / "checkpoints").glob("episode_*.keras"))
+    checkpoints = checkpoints_of(run_dir)  # (episodes, prefix), oldest first, either naming
     _copy_pair(run_dir / "final", target)
     early = None
     if checkpoints:
-        early = weights_dir / "early" / kind
-        _copy_pair(checkpoints[0].with_suffix(""), early)
+        early = weights_dir / "early" / agent_name
+        _copy_pair(checkpoints[0][1], early)
     curve = None
     if (run_dir / "learning_curve.png").is_file():
         docs_dir.mkdir(parents=True, exist_ok=True)
-        curve = docs_dir / f"{kind}_learning_curve.png"
+        curve = docs_dir / f"{agent_name}_learning_curve.png"
         shutil.copyfile(run_dir / "learning_curve.png", curve)
     commands = (run_dir / "command.txt").read_text().splitlines()
 
@@ -106,7 +107,7 @@ def promote_run(
         return str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)
 
     record = {
-        "agent": kind,
+        "agent": agent_name,
         "agent_class": f"agents.{agent_class.__name__}",
         "env_id": agent_class.env_id,
         "weights": shown(target),
@@ -130,13 +131,13 @@ def promote_run(
             )
         },
         "training_evaluations": summary.get("evaluations", []),
-        "evaluation": evaluate_shipped(kind, target),
+        "evaluation": evaluate_shipped(agent_name, target),
         "early_checkpoint": shown(early),
-        "early_checkpoint_episode": int(checkpoints[0].stem.split("_")[1]) if checkpoints else None,
+        "early_checkpoint_episode": checkpoints[0][0] if checkpoints else None,
         "learning_curve": shown(curve),
         "source_run": run_dir.name,
     }
-    (weights_dir / f"{kind}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (weights_dir / f"{agent_name}.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 

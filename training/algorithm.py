@@ -285,16 +285,23 @@ class EpisodicPolicyGradient:
         self.envs = envs
         self.distribution = distribution_for(space)
         self.actor, self.exported = networks.build_policy(
-            observation_size, settings.actor_hidden, space, settings.seed
+            observation_size, settings.actor_hidden, space, settings.seed, settings.layer_seed_step
         )
         critic = (
-            networks.build_critic(observation_size, settings.critic_hidden, settings.seed + 100)
+            networks.build_critic(
+                observation_size,
+                settings.critic_hidden,
+                settings.seed + settings.critic_seed_offset,
+                settings.layer_seed_step,
+            )
             if settings.baseline
             else None
         )
         self.learner = Learner(settings, self.actor, critic, self.distribution)
         self.forward = networks.NumpyForward(self.actor)
-        self.policy = make_policy(self.forward, space)
+        self.policy = make_policy(
+            self.forward, space, learn_clipped=settings.learn_clipped_actions
+        )
         self._greedy = make_policy(self.forward, space, greedy=True)
 
     def greedy_policy(self):

@@ -243,6 +243,13 @@ def update_seed(seed: int, update: int) -> np.random.SeedSequence:
     return np.random.SeedSequence([seed, update])
 
 
+def checkpoint_due(episodes: int, last_checkpoint: int, every: int) -> bool:
+    """Whether a run at ``episodes`` has passed a multiple of ``every`` since its last
+    checkpoint: with one episode per update, after episodes 200, 400, ... (the course's
+    ``(episode + 1) % 200 == 0`` with a zero-based episode)."""
+    return episodes // every > last_checkpoint // every
+
+
 # --- run state -------------------------------------------------------------------------------
 COUNTERS = ("episodes", "updates", "env_steps", "trained_steps", "last_checkpoint")
 
@@ -269,7 +276,12 @@ class RunState:
         return self.wall_before + running
 
     def running_reward(self) -> float:
+        """Mean of the last ``running_window`` scores; with ``running_reward_from_zeros`` the
+        window starts full of zeros, as the course's ring buffer
+        (``buffer[episode % 30] = score; running = mean(buffer)``)."""
         window = list(self.scores)[-self.settings.running_window :]
+        if self.settings.running_reward_from_zeros:
+            return float(np.sum(window)) / self.settings.running_window
         return float(np.mean(window)) if window else 0.0
 
     def recent_scores(self, count: int) -> list[float]:
@@ -464,9 +476,12 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         arrays = self.finite_state()
-        self.agent().save(self.run.checkpoint_prefix(self.state.episodes))
+        self.agent().save(self._checkpoint_prefix(self.state.episodes))
         self.state.last_checkpoint = self.state.episodes
         self.run.save_state(arrays, self.state.counters())
+
+    def _checkpoint_prefix(self, episodes: int) -> Path:
+        return self.run.checkpoint_prefix(episodes, self.settings.checkpoint_names)
 
     def train(self) -> TrainingResult:
         from tqdm import tqdm
@@ -537,8 +552,7 @@ class Trainer:
             if problem := non_finite_figures(outcome.losses):
                 raise DivergenceError(problem, state.updates + 1)
             self.run.append_progress(state.record(outcome))
-            every = settings.checkpoint_every
-            if state.episodes // every > state.last_checkpoint // every:
+            if checkpoint_due(state.episodes, state.last_checkpoint, settings.checkpoint_every):
                 self.save_checkpoint()
         return outcome.losses
 
@@ -567,7 +581,7 @@ class Trainer:
         """One line: which update diverged, what, what was kept and which settings to suspect."""
         settings, state = self.settings, self.state
         kept = (
-            f"kept the last finite checkpoint {self.run.checkpoint_prefix(state.last_checkpoint)}"
+            f"kept the last finite checkpoint {self._checkpoint_prefix(state.last_checkpoint)}"
             if state.last_checkpoint
             else "no checkpoint was saved before it"
         )
@@ -584,7 +598,7 @@ class Trainer:
     def _save_last(self, stop_reason: str) -> None:
         """The checkpoint and resume state at the last update, and the final agent."""
         state = self.state
-        checkpoint = self.run.checkpoint_prefix(state.episodes).with_suffix(".keras")
+        checkpoint = self._checkpoint_prefix(state.episodes).with_suffix(".keras")
         if state.last_checkpoint != state.episodes or not checkpoint.exists():
             self.save_checkpoint()
         else:
@@ -603,9 +617,9 @@ class Trainer:
         self.run.close()
         self.run.plot_learning_curve(
             f"{settings.SCRIPT} ({settings.agent}, seed {settings.seed})",
-            settings.solve_threshold
-            if settings.stop == "solved"
-            else settings.target_running_reward,
+            settings.target_running_reward
+            if settings.stop == "running_reward"
+            else settings.solve_threshold,
         )
         result = TrainingResult(
             self.run.path,

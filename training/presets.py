@@ -28,12 +28,31 @@ SLOW_ACTOR_LEARNING_RATE = 3e-5
 SLOW_CRITIC_LEARNING_RATE = 1e-4
 #: Variants 4-5: critic steps per episode, before the actor step.
 CRITIC_STEPS = 10
+#: Every layer's initialiser gets the seed itself (HeNormal(seed=42), GlorotNormal(seed=42)),
+#: the critic's too: actor and critic hidden layers start identical, so do the two heads.
+LAYER_SEED_STEP = 0
+CRITIC_SEED_OFFSET = 0
 
 # --- fast presets ----------------------------------------------------------------------------
+#: Layer i seeded seed + i, the critic's layer i seed + 100 + i: the seeds the shipped weights
+#: were trained with.
+FAST_LAYER_SEED_STEP = 1
+FAST_CRITIC_SEED_OFFSET = 100
+#: Shared by every fast preset where the course does otherwise: those seeds, a running
+#: reward over the episodes seen so far (a batched run's curve does not start near zero) and
+#: checkpoints named by the episodes trained (a batch rarely ends on a multiple of 200).
+FAST_KEEPS: dict[str, Any] = {
+    "layer_seed_step": FAST_LAYER_SEED_STEP,
+    "critic_seed_offset": FAST_CRITIC_SEED_OFFSET,
+    "running_reward_from_zeros": False,
+    "checkpoint_names": "episode",
+}
+
 #: REINFORCE over batches of 16 episodes from 16 environments, weights standardised over the
 #: batch (a batch-mean baseline), no gamma^t factor, a larger learning rate; stops when the
 #: greedy evaluation solves CartPole.
 REINFORCE_FAST: dict[str, Any] = {
+    **FAST_KEEPS,
     "num_envs": 16,
     "episodes_per_update": 16,
     "actor_learning_rate": 3e-3,
@@ -54,8 +73,11 @@ BASELINE_FAST: dict[str, Any] = {**REINFORCE_FAST, "critic_learning_rate": 1e-2}
 NORMALISED_FAST: dict[str, Any] = {**BASELINE_FAST, "critic_steps": CRITIC_STEPS}
 #: The pendulum: 32 episodes over 32 environments, an entropy bonus (without it sigma collapses
 #: to its floor on some seeds and learning stalls) and bootstrapping of episodes cut by the
-#: time limit with the critic's value.
+#: time limit with the critic's value. It learns from the unclipped samples (the unbiased
+#: estimator), not from the clipped actions as the course does.
 GAUSSIAN_FAST: dict[str, Any] = {
+    **FAST_KEEPS,
+    "learn_clipped_actions": False,
     "num_envs": 32,
     "episodes_per_update": 32,
     "actor_learning_rate": 3e-4,

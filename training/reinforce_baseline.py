@@ -1,6 +1,6 @@
 """Variant 2: REINFORCE with a learned baseline on CartPole-v1.
 
-python -m training.reinforce_baseline                 # the course, exactly
+python -m training.reinforce_baseline                 # the course (its flaws fixed: see --help)
 python -m training.reinforce_baseline --preset fast   # vectorised, solves in seconds
 
 The algorithm lives in the shared core: training.algorithm (the critic's Huber steps and the
@@ -19,8 +19,9 @@ from training.settings import TrainingSettings
 class ReinforceBaselineSettings(TrainingSettings):
     """REINFORCE with baseline on CartPole: adds a critic 4 -> 128 ReLU -> 1 trained with the
     Huber loss towards G_t (Adam 3e-4, one step per episode, before the actor step); the
-    actor's weight is G_t - V(s_t). The fast preset batches 16 episodes and standardises
-    the weights over the batch."""
+    actor's weight is G_t - V(s_t). At an early stop it saves the actor (the course saves
+    another model there). The fast preset batches 16 episodes and standardises the weights
+    over the batch."""
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS["reinforce_baseline"]
     SCRIPT: ClassVar[str] = "reinforce_baseline"

@@ -1,6 +1,6 @@
 """Variant 3: REINFORCE with baseline and separate learning rates on CartPole-v1.
 
-python -m training.reinforce_baseline_lr                 # the course, exactly
+python -m training.reinforce_baseline_lr                 # the course (its flaws fixed: see --help)
 python -m training.reinforce_baseline_lr --preset fast   # vectorised, solves in seconds
 
 The algorithm lives in the shared core (training.algorithm, training.rollouts,

@@ -1,6 +1,6 @@
 """Variant 4: baseline with standardised weights and 10 critic steps, on CartPole-v1.
 
-python -m training.reinforce_normalised                 # the course, exactly
+python -m training.reinforce_normalised                 # the course (its flaws fixed: see --help)
 python -m training.reinforce_normalised --preset fast   # vectorised, solves in seconds
 
 The algorithm lives in the shared core (training.algorithm, training.returns for the

@@ -44,11 +44,17 @@ def check_next_step_autoreset(envs: gym.vector.VectorEnv) -> None:
         )
 
 
-def make_policy(forward: NumpyForward, action_space: gym.Space, greedy: bool = False) -> Policy:
+def make_policy(
+    forward: NumpyForward,
+    action_space: gym.Space,
+    greedy: bool = False,
+    learn_clipped: bool = False,
+) -> Policy:
     """Sample from (or, ``greedy``, take the mode of) the policy the action space calls for.
 
     Continuous actions are clipped to the space's bounds before they reach the environment;
-    the unclipped sample is what the loss scores.
+    the loss scores the unclipped sample (an unbiased estimate of the gradient), or with
+    ``learn_clipped`` the clipped action, as the course does.
     """
     distribution = distribution_for(action_space)
     pick = distribution.mode_numpy if greedy else None
@@ -61,7 +67,8 @@ def make_policy(forward: NumpyForward, action_space: gym.Space, greedy: bool = F
         actions = pick(outputs) if pick else distribution.sample_numpy(outputs, rng)
         if bounds is None:
             return actions, actions
-        return np.clip(actions, *bounds).astype(np.float32), actions
+        clipped = np.clip(actions, *bounds).astype(np.float32)
+        return clipped, clipped if learn_clipped else actions
 
     return act
 

@@ -7,7 +7,9 @@ Layout of ``runs/<script>-seed<seed>-<timestamp>/``::
     progress.csv             one row per training episode (reward, length, losses, wall time)
     events.out.tfevents.*    the same rows as TensorBoard scalars (step = episode), plus
                              steps per second and the greedy evaluations (``--tensorboard``)
-    checkpoints/episode_000200.{keras,config}   agent pairs the ``agents`` classes load
+    checkpoints/199.{keras,config}   agent pairs the ``agents`` classes load: the course's
+                             names (zero-based index of the last episode: 199, 399, ...) or
+                             episode_000200.{keras,config} (episodes trained)
     final.{keras,config}     the agent at the end of the run
     resume_state.npz         weights, optimiser state and counters for ``--resume`` (no pickle)
     learning_curve.png       reward per episode and running reward
@@ -20,6 +22,7 @@ import csv
 import json
 import math
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -45,6 +48,48 @@ PROGRESS_COLUMNS = (
 MAX_SAME_SECOND_RUNS = 1000
 STATE_FILE = "resume_state.npz"
 COUNTER_PREFIX = "counter/"
+CHECKPOINT_FOLDER = "checkpoints"
+_COURSE_NAME = re.compile(r"\d+")
+_EPISODE_NAME = re.compile(r"episode_(\d+)")
+
+
+def checkpoint_name(episodes: int, naming: str) -> str:
+    """The file stem of the checkpoint taken after ``episodes`` episodes: ``199`` (the course's
+    zero-based episode index) or ``episode_000200`` (``naming``: the checkpoint_names setting)."""
+    return str(episodes - 1) if naming == "course" else f"episode_{episodes:06d}"
+
+
+def checkpoint_episodes(stem: str) -> int | None:
+    """Episodes trained at a checkpoint named ``stem`` (either naming); None for other files."""
+    if _COURSE_NAME.fullmatch(stem):
+        return int(stem) + 1
+    if match := _EPISODE_NAME.fullmatch(stem):
+        return int(match.group(1))
+    return None
+
+
+def checkpoints_of(run_dir: Path) -> list[tuple[int, Path]]:
+    """(episodes trained, prefix) of every complete checkpoint pair in a run, oldest first."""
+    found = []
+    for model in (Path(run_dir) / CHECKPOINT_FOLDER).glob("*.keras"):
+        episodes = checkpoint_episodes(model.stem)
+        if episodes is not None and model.with_suffix(".config").is_file():
+            found.append((episodes, model.with_suffix("")))
+    return sorted(found)
+
+
+def early_and_later(run_dir: Path) -> tuple[Path, Path]:
+    """The course's comparison for a run: its first checkpoint and its last (199 and 999 for
+    a full course run), as prefixes the agent classes load."""
+    found = checkpoints_of(run_dir)
+    if len(found) < 2:
+        raise ValueError(
+            f"{run_dir}: an early-vs-later comparison needs two checkpoints in "
+            f"{CHECKPOINT_FOLDER}/, found {len(found)}"
+        )
+    return found[0][1], found[-1][1]
+
+
 #: progress.csv's columns that become TensorBoard scalars (the episode is their step).
 SCALAR_COLUMNS = tuple(column for column in PROGRESS_COLUMNS if column != "episode")
 #: Evaluation record keys that say when it ran, not what it measured.
@@ -122,7 +167,7 @@ class RunFolder:
 
     def __init__(self, path: Path, tensorboard: bool = False) -> None:
         self.path = Path(path)
-        self.checkpoints = self.path / "checkpoints"
+        self.checkpoints = self.path / CHECKPOINT_FOLDER
         self.progress_path = self.path / "progress.csv"
         self.tensorboard = tensorboard
         self._progress_file = None
@@ -234,8 +279,8 @@ class RunFolder:
             self._scalars = None
 
     # --- agents and resume state -------------------------------------------------------------
-    def checkpoint_prefix(self, episodes: int) -> Path:
-        return self.checkpoints / f"episode_{episodes:06d}"
+    def checkpoint_prefix(self, episodes: int, naming: str) -> Path:
+        return self.checkpoints / checkpoint_name(episodes, naming)
 
     @property
     def final_prefix(self) -> Path:

@@ -22,7 +22,17 @@ from training.tasks import AGENT_NAMES, TASKS
 
 STANDARDISE_CHOICES = ("none", "episode", "batch")
 REDUCTION_CHOICES = ("sum", "mean")
-STOP_CHOICES = ("running_reward", "solved")
+STOP_CHOICES = ("running_reward", "solved", "none")
+#: course: ``{index}.keras`` with the zero-based index of the last episode (199, 399, ...), the
+#: names the course's evaluation loads; episode: ``episode_000200.keras``, episodes trained.
+CHECKPOINT_NAME_CHOICES = ("course", "episode")
+#: What ``--preset`` says in --help; the three fixes are the course's flaws, not repeated.
+PRESET_HELP = (
+    "course: the course's settings, exactly but for three fixes of its flaws (the pendulum's "
+    "actions clip to its bounds [-3, 3], not [-2, 2]; its mean is 3 tanh(.), where the course's "
+    "comments and code disagree on the scale; the model saved at an early stop is always the "
+    "actor); fast: the settings that train fastest [default: course]"
+)
 EXIT_USAGE = 2  # argparse's status for a mistake on the command line
 #: Settings that only act with another setting's value (flag given without it: refused).
 NEEDS_BASELINE = {"baseline": True}
@@ -138,6 +148,19 @@ class TrainingSettings:
     critic_hidden: tuple[int, ...] = setting(
         presets.HIDDEN, "hidden layer sizes of the critic", bounds=COUNT, needs=NEEDS_BASELINE
     )
+    layer_seed_step: int = setting(
+        presets.LAYER_SEED_STEP,
+        "layer i's initialiser seed is seed + i * this (0: every layer gets the seed, as the "
+        "course, so the pendulum's two heads start identical)",
+        bounds=NON_NEGATIVE,
+    )
+    critic_seed_offset: int = setting(
+        presets.CRITIC_SEED_OFFSET,
+        "added to the seed for the critic's initialisers (0: as the course, whose critic's "
+        "hidden layer starts as the actor's)",
+        bounds=NON_NEGATIVE,
+        needs=NEEDS_BASELINE,
+    )
     actor_learning_rate: float = setting(
         presets.LEARNING_RATE, "Adam learning rate, policy", bounds=POSITIVE
     )
@@ -160,6 +183,11 @@ class TrainingSettings:
         bounds=COUNT,
         needs=NEEDS_BASELINE,
     )
+    learn_clipped_actions: bool = setting(
+        True,
+        "continuous actions: score the log-probability of the action clipped to the bounds, "
+        "as the course (off: of the unclipped sample, the unbiased estimator)",
+    )
     standardise: str = setting(
         "none",
         "standardise the actor's weights within each episode, over the whole batch, or not",
@@ -174,7 +202,8 @@ class TrainingSettings:
     )
     stop: str = setting(
         "running_reward",
-        "stop rule: running reward above the target, or solved by a greedy evaluation",
+        "stop rule: running reward above the target, solved by a greedy evaluation, or none "
+        "(only the budgets below)",
         STOP_CHOICES,
     )
     target_running_reward: float = setting(
@@ -184,6 +213,11 @@ class TrainingSettings:
     )
     running_window: int = setting(
         presets.RUNNING_WINDOW, "episodes in the running reward mean", bounds=COUNT
+    )
+    running_reward_from_zeros: bool = setting(
+        True,
+        "the running reward is the mean of a zero-filled window (the course's ring buffer: "
+        "score / 30 after one episode); off: of the episodes seen so far",
     )
     solve_threshold: float = setting(
         TASKS["cartpole"].solve_score,
@@ -224,6 +258,13 @@ class TrainingSettings:
     )
     checkpoint_every: int = setting(
         presets.CHECKPOINT_EVERY, "episodes between checkpoints", bounds=COUNT
+    )
+    checkpoint_names: str = setting(
+        "course",
+        "checkpoint names: course = index of the last episode from 0 (199.keras, 399.keras, "
+        "...: what the course's evaluation loads); episode = episodes trained "
+        "(episode_000200.keras)",
+        CHECKPOINT_NAME_CHOICES,
     )
     runs_dir: str = setting("runs", "folder that receives the run folders")
     threads: int = setting(
@@ -408,8 +449,7 @@ def parse_command(
         "--preset",
         choices=tuple(cls.PRESETS),
         default=None,
-        help="course: the course's settings; fast: the settings that train fastest "
-        "[default: course]",
+        help=PRESET_HELP,
     )
     parser.add_argument(
         "--resume",

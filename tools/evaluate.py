@@ -1,35 +1,47 @@
 """Score a saved agent with seeded greedy episodes, as the evaluator would run it.
 
-    python -m training.evaluate --agent pendulum --episodes 100 --seed 0
-    python -m training.evaluate --agent pendulum --max-steps 500 --json
-    python -m training.evaluate --agent cartpole --weights runs/x/final --record videos/
+    python -m tools.evaluate --agent pendulum --episodes 100 --seed 0
+    python -m tools.evaluate --agent pendulum --max-steps 500 --json
+    python -m tools.evaluate --agent cartpole --weights runs/x/final --record videos/
 
 Episode i is reset with seed `seed + i`; the agent is loaded through `Agent.load` and driven
 one `act(observation, info)` per step. An action outside the action space stops the run with
-exit code 1. `--record DIR` also writes MP4s of the first `--record-episodes` episodes
-(headless: MuJoCo through EGL, CartPole through pygame's dummy video driver).
+exit code 1. `--record DIR` also films the first `--record-episodes` scored episodes as they
+are played, one MP4 each, in this process (the agents never load TensorFlow, which would crash
+the renderer; headless: MuJoCo through EGL, CartPole through pygame's dummy video driver).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import gymnasium as gym
 
 from agents import AGENT_CLASSES, AgentFileError
 from agents.evaluation import EvaluationResult, InvalidActionError, evaluate
-from training.videos import render, trace_of
+from training.environment import set_quiet_environment
+from training.tasks import TASKS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EPISODES = 100
 DEFAULT_SEED = 0
 DEFAULT_RECORD_EPISODES = 1
+
+
+class VideoPerSeed(gym.wrappers.RecordVideo):
+    """`RecordVideo` naming each episode's MP4 after its reset seed: `{prefix}-seed{seed}-...`."""
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._episode_seed = seed
+        return super().reset(seed=seed, options=options)
+
+    def start_recording(self, video_name: str) -> None:
+        super().start_recording(f"{self.name_prefix}-seed{self._episode_seed}-episode-0")
 
 
 def describe(result: EvaluationResult) -> str:
@@ -71,9 +83,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    set_quiet_environment()  # headless: before MuJoCo loads or pygame opens a display
     args = parse_args(argv)
     agent_class = AGENT_CLASSES[args.agent]
-    prefix = args.weights or REPO_ROOT / "weights" / args.agent
+    prefix = args.weights or REPO_ROOT / TASKS[args.agent].weights_prefix
+    filmed = args.record_episodes
+
+    def film(env: gym.Env) -> gym.Env:
+        # Several runs may share one folder on purpose; gymnasium would warn each time.
+        warnings.filterwarnings("ignore", message=".*Overwriting existing videos.*")
+        return VideoPerSeed(
+            env,
+            str(args.record),
+            episode_trigger=lambda episode: episode < filmed,
+            name_prefix=args.agent,
+            disable_logger=True,
+        )
+
+    recording = args.record is not None
     try:
         agent = agent_class.load(prefix)
         result = evaluate(
@@ -82,11 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             args.episodes,
             args.seed,
             args.max_steps,
-            keep_trajectories=args.record is not None,
+            render_mode="rgb_array" if recording else None,
+            wrap_env=film if recording else None,
         )
-        for episode in range(args.record_episodes if args.record is not None else 0):
-            name = f"{args.agent}-seed{args.seed + episode}"
-            render(trace_of(result, episode), args.record, name)
     except (AgentFileError, InvalidActionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -1,33 +1,35 @@
 """Videos of agents on a machine without a screen: one per agent, and early-vs-later side by side.
 
-    python -m training.videos --agent pendulum --early weights/early/pendulum --out videos/
-    python -m training.videos --agent cartpole --early weights/early/cartpole \
+    python -m tools.videos --agent pendulum --early weights/early/pendulum --out videos/
+    python -m tools.videos --run runs/gaussian_actor_critic-seed42-<time>   # 199 vs 999
+    python -m tools.videos --agent cartpole --early weights/early/cartpole \
         --gif docs/cartpole.gif --strip docs/cartpole_strip.png
 
-Each agent plays one seeded greedy episode here (through `Agent.load` and `act`); the episode
-is then replayed in a process without TensorFlow (see `training.rendering`) that writes the MP4
-with `RecordVideo`. The course judges agents by such an early-vs-later comparison; the side by
-side MP4, a small GIF and a strip of frames for the README are made from the replayed frames.
+Each agent plays one seeded greedy episode (through `Agent.load` and `act`) that `RecordVideo`
+films in this same process: the agents never load TensorFlow, which would crash the renderer
+(MuJoCo through EGL, CartPole through pygame's dummy video driver). The course judges agents by
+such an early-vs-later comparison; the side-by-side MP4, a small GIF and a strip of frames for
+the README are made from the filmed frames.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
-import os
-import subprocess
-import sys
-import tempfile
+import warnings
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
+import gymnasium as gym
 import imageio.v2 as imageio
 import numpy as np
 from PIL import Image, ImageDraw
 
 from agents import AGENT_CLASSES
-from agents.evaluation import EvaluationResult, evaluate
+from agents.evaluation import evaluate
+from training.environment import set_quiet_environment
+from training.runs import early_and_later
+from training.tasks import TASKS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VIDEO_FPS = 50
@@ -42,59 +44,53 @@ STRIP_FRAMES = 6
 STRIP_WIDTH = 160
 
 
-def trace_of(
-    result: EvaluationResult, episode: int, trained_episodes: int = -1
-) -> dict[str, object]:
-    """What a replay needs of one episode of an evaluation run with `keep_trajectories`."""
-    observations, actions = result.trajectories[episode]
-    return {
-        "env_id": np.array(result.env_id),
-        "seed": np.array(result.seed + episode),
-        "max_steps": np.array(result.max_steps or 0),
-        "observations": observations,
-        "actions": actions,
-        "score": np.array(result.returns[episode]),
-        "trained_episodes": np.array(trained_episodes),
-    }
+class PanelFrames(gym.Wrapper):
+    """Keeps every `stride`-th frame rendered through it, resized to `width` pixels wide."""
+
+    def __init__(self, env: gym.Env, stride: int, width: int) -> None:
+        super().__init__(env)
+        self.stride, self.width = stride, width
+        self.frames: list[np.ndarray] = []
+        self._rendered = 0
+
+    def render(self) -> np.ndarray:
+        frame = self.env.render()
+        if self._rendered % self.stride == 0:
+            height = round(frame.shape[0] * self.width / frame.shape[1])
+            self.frames.append(np.asarray(Image.fromarray(frame).resize((self.width, height))))
+        self._rendered += 1
+        return frame
 
 
-def record_trace(prefix: Path, kind: str, seed: int, max_steps: int | None) -> dict[str, object]:
-    """Play one greedy episode with the saved agent; return what a replay needs."""
+def film(
+    prefix: Path, kind: str, seed: int, max_steps: int | None, out: Path, name: str
+) -> tuple[np.ndarray, float, int]:
+    """One greedy episode of the saved agent, written to `out/{name}-episode-0.mp4`.
+
+    Returns the panel frames (every `PANEL_STRIDE`-th, `PANEL_WIDTH` wide), the score and
+    how many episodes the agent was trained for (-1 if its config does not say).
+    """
     agent_class = AGENT_CLASSES[kind]
     agent = agent_class.load(prefix)
-    result = evaluate(agent, agent_class.env_id, 1, seed, max_steps, keep_trajectories=True)
-    return trace_of(result, 0, agent.extra_config.get("training", {}).get("episodes", -1))
+    panels: list[PanelFrames] = []
 
+    def record(env: gym.Env) -> gym.Env:
+        # Several clips share one folder on purpose; gymnasium would warn on each one.
+        warnings.filterwarnings("ignore", message=".*Overwriting existing videos.*")
+        panels.append(PanelFrames(env, PANEL_STRIDE, PANEL_WIDTH))
+        return gym.wrappers.RecordVideo(
+            panels[-1],
+            str(out),
+            episode_trigger=lambda _: True,
+            name_prefix=name,
+            disable_logger=True,
+        )
 
-def render(
-    trace: dict[str, object], video_folder: Path, name: str, stride: int | None = None
-) -> np.ndarray | None:
-    """Replay a trace in a fresh process (no TensorFlow) that writes the MP4.
-
-    With a `stride`, also return every stride-th frame, resized to the panel width.
-    """
-    with tempfile.TemporaryDirectory(prefix="render-") as folder:
-        trace_path, frames_path = Path(folder) / "trace.npz", Path(folder) / "frames.npz"
-        np.savez(trace_path, **trace)
-        command = [
-            sys.executable,
-            "-m",
-            "training.rendering",
-            "--trace",
-            str(trace_path),
-            "--video-folder",
-            str(video_folder),
-            "--name-prefix",
-            name,
-        ]
-        if stride is not None:
-            command += ["--frames-out", str(frames_path), "--frame-stride", str(stride)]
-            command += ["--frame-width", str(PANEL_WIDTH)]
-        subprocess.run(command, check=True, cwd=REPO_ROOT)
-        if stride is None:
-            return None
-        with np.load(frames_path) as data:
-            return data["frames"]
+    result = evaluate(
+        agent, agent_class.env_id, 1, seed, max_steps, render_mode="rgb_array", wrap_env=record
+    )
+    trained = agent.extra_config.get("training", {}).get("episodes", -1)
+    return np.stack(panels[0].frames), result.returns[0], trained
 
 
 def labelled(frames: np.ndarray, label: str) -> np.ndarray:
@@ -140,8 +136,15 @@ def write_strip(frames: np.ndarray, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    set_quiet_environment()  # headless: before MuJoCo loads or pygame opens a display
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--agent", required=True, choices=sorted(AGENT_CLASSES), help="task")
+    parser.add_argument("--agent", choices=sorted(AGENT_CLASSES), help="task (default: the run's)")
+    parser.add_argument(
+        "--run",
+        type=Path,
+        help="a training run folder: its first checkpoint (early) against its last (later), "
+        "checkpoints 199 and 999 for a course run",
+    )
     parser.add_argument("--later", type=Path, help="weights prefix (default weights/<agent>)")
     parser.add_argument("--early", type=Path, help="an earlier checkpoint to show beside it")
     parser.add_argument("--seed", type=int, default=0, help="the episode's reset seed")
@@ -150,18 +153,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gif", type=Path, help="also write a small side-by-side GIF here")
     parser.add_argument("--strip", type=Path, help="also write a PNG strip of the later agent")
     args = parser.parse_args(argv)
-    later = args.later or REPO_ROOT / "weights" / args.agent
+    if args.run is not None:
+        try:
+            args.early, args.later = early_and_later(args.run)
+            args.agent = args.agent or json.loads((args.run / "settings.json").read_text())["agent"]
+        except (OSError, ValueError, KeyError) as error:
+            parser.error(f"--run: {error}")
+    if args.agent is None:
+        parser.error("--agent is required (or --run RUN_DIR)")
+    later = args.later or REPO_ROOT / TASKS[args.agent].weights_prefix
     clips = []
     for name, prefix in (("early", args.early), ("later", later)):
         if prefix is None:
             continue
-        trace = record_trace(prefix, args.agent, args.seed, args.max_steps)
-        frames = render(trace, args.out, f"{args.agent}-{name}", PANEL_STRIDE)
-        trained = int(trace["trained_episodes"])
+        frames, score, trained = film(
+            prefix, args.agent, args.seed, args.max_steps, args.out, f"{args.agent}-{name}"
+        )
         when = f"after {trained} episodes" if trained >= 0 else prefix.name
-        label = f"{name}: {when}, score {float(trace['score']):.0f}"
-        clips.append(labelled(frames, label))
-        print(f"{name}: {prefix} scored {float(trace['score']):.0f}; MP4 in {args.out}")
+        clips.append(labelled(frames, f"{name}: {when}, score {score:.0f}"))
+        print(f"{name}: {prefix} scored {score:.0f}; MP4 in {args.out}")
     combined = clips[0] if len(clips) == 1 else side_by_side(*clips)
     if len(clips) == 2:
         path = args.out / f"{args.agent}-early-vs-later.mp4"
