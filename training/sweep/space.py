@@ -11,12 +11,13 @@ import dataclasses
 import importlib
 import itertools
 import math
+import shlex
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from training.settings import TrainingSettings, field_metadata
+from training.settings import TrainingSettings, field_metadata, flag_of
 
 PRESET = "fast"  # every trial starts from its script's fast preset
 FIRST_SEED = 1  # seeds 1..N, as the training-speed benchmark uses
@@ -174,19 +175,30 @@ def parse_grid(
     Unknown or reserved keys raise a SweepError that lists the valid ones.
     """
     hints = typing.get_type_hints(settings_class)
-    grid: dict[str, list[Any]] = {}
-    for item in items:
-        key, separator, values = item.partition("=")
-        if not separator or not values.strip():
-            raise SweepError(f"--grid {item!r}: expected KEY=V1,V2,...")
-        name = _field_name(key, "--grid", settings_class)
-        if name in grid:
-            raise SweepError(f"--grid {name} given twice")
-        grid[name] = [
-            parse_value(text, hints[name], name, "--grid", settings_class)
-            for text in values.split(",")
+    keyed = _keyed_items(items, "--grid", "KEY=V1,V2,...", settings_class)
+    return {
+        name: [
+            parse_value(value, hints[name], name, "--grid", settings_class)
+            for value in values.split(",")
         ]
-    return grid
+        for name, values in keyed.items()
+    }
+
+
+def _keyed_items(
+    items: Sequence[str], flag: str, expected: str, settings_class: type[TrainingSettings]
+) -> dict[str, str]:
+    """``KEY=TEXT`` items as ``{field name: text}``: every key a sweepable setting, once."""
+    keyed: dict[str, str] = {}
+    for item in items:
+        key, separator, text = item.partition("=")
+        if not separator or not text.strip():
+            raise SweepError(f"{flag} {item!r}: expected {expected}")
+        name = _field_name(key, flag, settings_class)
+        if name in keyed:
+            raise SweepError(f"{flag} {name} given twice")
+        keyed[name] = text
+    return keyed
 
 
 def grid_combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -272,16 +284,11 @@ def parse_space(
 ) -> dict[str, Distribution]:
     """``["KEY=DIST", ...]`` to ``{field: Distribution}``."""
     hints = typing.get_type_hints(settings_class)
-    space: dict[str, Distribution] = {}
-    for item in items:
-        key, separator, text = item.partition("=")
-        if not separator or not text.strip():
-            raise SweepError(f"--space {item!r}: expected KEY=DIST, e.g. lr=loguniform:1e-4:1e-2")
-        name = _field_name(key, "--space", settings_class)
-        if name in space:
-            raise SweepError(f"--space {name} given twice")
-        space[name] = parse_distribution(text, hints[name], name, settings_class)
-    return space
+    expected = "KEY=DIST, e.g. actor_learning_rate=loguniform:1e-4:1e-2"
+    return {
+        name: parse_distribution(text, hints[name], name, settings_class)
+        for name, text in _keyed_items(items, "--space", expected, settings_class).items()
+    }
 
 
 def default_space_items(settings_class: type[TrainingSettings]) -> tuple[str, ...]:
@@ -416,8 +423,6 @@ class SweepPlan:
 
     def trial_command(self, overrides: dict[str, Any], seed: int) -> str:
         """The ready-to-run command that trains one trial again, outside the sweep."""
-        import shlex
-
         words = ["python", "-m", f"training.{self.script}", "--preset", PRESET, "--seed", str(seed)]
         for name, value in {**self.fixed, **overrides}.items():
             words += flag_words(name, value)
@@ -425,10 +430,10 @@ class SweepPlan:
 
 
 def flag_words(name: str, value: Any) -> list[str]:
-    """A setting as the scripts' command line spells it."""
-    flag = "--" + name.replace("_", "-")
+    """A setting as the scripts' command line spells it, one word per item (for shlex)."""
+    flag = flag_of(name)
     if isinstance(value, bool):
-        return [flag if value else f"--no-{name.replace('_', '-')}"]
+        return [flag if value else "--no-" + flag[2:]]
     if isinstance(value, tuple | list):
         return [flag, *(str(int(part)) for part in value)]
     if isinstance(value, float):
