@@ -7,6 +7,7 @@ tests/test_sweep_cluster.py.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -668,3 +669,40 @@ def test_sigterm_stops_the_sweep_and_keeps_what_ran(tmp_path: Path) -> None:
     for trial in summary["trials"]:
         assert (trial["status"], trial["stop_reason"]) == ("stopped", "SIGTERM")
     assert "sweep: stopped by SIGTERM" in stdout
+
+
+def test_tune_gets_the_space_the_searcher_and_the_scheduler() -> None:
+    """The plan as Tune sees it: int bounds both included, tuple choices as text (Optuna's
+    choices are scalars), Optuna minimising the objective, ASHA and the median rule pruning on
+    the running reward at equal training time."""
+    pytest.importorskip("ray")
+    pytest.importorskip("optuna")
+    from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
+    from ray.tune.search.optuna import OptunaSearch
+
+    searched = {
+        "critic_steps": Distribution("int", (1, 3)),
+        "actor_hidden": Distribution("choice", ((64, 64), (128,))),
+        "actor_learning_rate": Distribution("loguniform", (1e-4, 1e-2)),
+    }
+    plan = plan_for("optuna", seeds=(7,), samples=4, space=searched, budget=120.0)
+    tune_space = driver.param_space(plan)
+    assert (tune_space["critic_steps"].lower, tune_space["critic_steps"].upper) == (1, 4)
+    assert tune_space["actor_hidden"].categories == ["64x64", "128"]
+    assert tune_space["seed"] == 7
+    assert driver.decode_config(ReinforceNormalisedSettings, {"actor_hidden": "64x64"}) == {
+        "actor_hidden": (64, 64)
+    }
+
+    config = driver.tune_config(dataclasses.replace(plan, scheduler="asha"))
+    assert isinstance(config.search_alg, OptunaSearch) and config.num_samples == 4
+    assert (config.search_alg.metric, config.search_alg.mode) == ("objective", "min")
+    asha = config.scheduler
+    assert isinstance(asha, ASHAScheduler)
+    assert (asha._time_attr, asha._metric, asha._mode) == ("wall_time", "running_reward", "max")
+    assert sorted(milestone for milestone, _ in asha._brackets[0]._rungs) == [7.5, 30.0]
+    median = driver.tune_config(dataclasses.replace(plan, scheduler="median")).scheduler
+    assert isinstance(median, MedianStoppingRule)
+    assert (median._time_attr, median._metric) == ("wall_time", "running_reward")
+    grid = driver.tune_config(plan_for("grid"))
+    assert grid.search_alg is None and grid.scheduler is None

@@ -41,6 +41,7 @@ PRUNE_METRIC = "running_reward"
 PRUNE_TIME = "wall_time"
 ASHA_REDUCTION_FACTOR = 4
 ASHA_RUNGS = 2  # rungs at budget / 4**2 and budget / 4: 7.5 s and 30 s of a 120 s budget
+ASHA_BELOW_BUDGET = 1 - 1e-6
 MEDIAN_MIN_SAMPLES = 3
 
 
@@ -176,7 +177,9 @@ def tune_config(plan: SweepPlan) -> Any:
             time_attr=PRUNE_TIME,
             metric=PRUNE_METRIC,
             mode="max",
-            max_t=plan.budget,
+            # ASHA puts a rung at every grace * 4^k up to max_t; one at the budget itself would
+            # stop trials as they end, before their final report: max_t stays just below it.
+            max_t=plan.budget * ASHA_BELOW_BUDGET,
             grace_period=grace,
             reduction_factor=ASHA_REDUCTION_FACTOR,
             # a trial past the last rung runs to its own end (its final report matters)
