@@ -10,9 +10,13 @@ holds only the staged bundle, the agent class imports from the bundle, loads, ac
 action space, deterministically, fast enough, without importing TensorFlow or Keras, and scores
 at least the bar over seeded greedy episodes; (3) a reproducible zip with a hashed manifest is
 written to a temporary file; (4) that zip is extracted (refusing unsafe entries), its hashes
-checked, and the agent loaded and run again from there; only then is it renamed into place.
-Exit 0 only if all passed. `--weights` is a prefix; a trailing `.keras` or `.config` is
-dropped, the same rule `Agent.load` uses, and every step uses that one prefix.
+checked, and the agent loaded and run again from there; only then is it renamed into place,
+replacing this command's previous bundle there in one step.
+Exit 0 only if all passed (1 a check failed, 2 a mistake on the command line, 130 Ctrl-C,
+143 SIGTERM: a stopped run leaves no bundle and no temporary files). `--weights` is a prefix;
+a trailing `.keras` or `.config` is dropped, the same rule `Agent.load` uses, and every step
+uses that one prefix. `--out` is the zip's path if it ends in `.zip`, else the folder for
+`<agent>.zip`. Temporary files that a killed run left behind are removed by the next run.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
+import sys
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -30,6 +34,15 @@ from training.environment import set_quiet_environment
 from training.tasks import AGENT_NAMES, TASKS
 
 set_quiet_environment()
+
+from tools.command import (  # noqa: E402 - after the environment is set
+    EXIT_FAILED,
+    EXIT_USAGE,
+    CommandError,
+    OneLineParser,
+    output_folder_problem,
+    run_command,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent
 DEFAULT_OUT = REPO_ROOT / "dist"
@@ -170,9 +183,15 @@ def verify_zip(
     zip_path: Path, checks: list[dict[str, Any]], shown_as: str | None = None
 ) -> dict[str, Any]:
     """Extract safely, check every hash, then load and run the agent from the extracted copy."""
-    from submission.bundle import BundleError, ProbeSettings, check_extracted, safe_extract
+    from submission.bundle import (
+        BundleError,
+        ProbeSettings,
+        check_extracted,
+        safe_extract,
+        temporary_folder,
+    )
 
-    with tempfile.TemporaryDirectory(prefix="submit-verify-") as folder:
+    with temporary_folder("verify") as folder:
         root = Path(folder)
         try:
             names = safe_extract(zip_path, root)
@@ -197,6 +216,11 @@ def verify_zip(
     return manifest
 
 
+def bundle_path(out: Path, agent_name: str) -> Path:
+    """Where `--out` puts the bundle: the path itself if it names a zip, else a file in it."""
+    return out if out.suffix == ".zip" else out / f"{agent_name}.zip"
+
+
 def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
     """Validate, bundle and verify; returns the final zip path."""
     from agents import AGENT_CLASSES
@@ -206,9 +230,12 @@ def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
         BundleError,
         ProbeSettings,
         stage_bundle,
+        temporary_folder,
+        temporary_zip,
         write_manifest,
         write_reproducible_zip,
     )
+    from training.loop import deferred_interrupt
 
     agent_name = args.agent
     agent_class = AGENT_CLASSES[agent_name]
@@ -226,9 +253,8 @@ def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
         max_p99_us=args.max_p99_us,
         max_steps=args.max_steps,
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"{agent_name}.zip"
-    with tempfile.TemporaryDirectory(prefix="submit-stage-") as folder:
+    target = bundle_path(args.out, agent_name)
+    with temporary_folder("stage") as folder:
         model_path, config_path = agent_paths(prefix)
         if not hashed:  # the loaded agent writes its model's bytes back beside a hashed config
             model_path, config_path = agent_paths(Path(folder) / "hashed" / agent_name)
@@ -257,28 +283,32 @@ def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
                 },
             },
         )
-        handle, temporary_name = tempfile.mkstemp(
-            dir=args.out, prefix=f".{agent_name}.", suffix=".zip"
-        )
-        os.close(handle)
-        temporary = Path(temporary_name)
+        temporary = temporary_zip(target.parent, agent_name)
         try:
             write_reproducible_zip(stage, temporary)
             verify_zip(temporary, checks, shown_as=target.name)
-            temporary.chmod(BUNDLE_MODE)
-            os.replace(temporary, target)
+            with deferred_interrupt(reraise=False):  # once verified, it is ready: finish
+                temporary.chmod(BUNDLE_MODE)
+                os.replace(temporary, target)
         finally:
             temporary.unlink(missing_ok=True)
     return target
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
+        name="submit",
         description="Validate an agent the way the evaluator runs it, then bundle it.",
     )
     parser.add_argument("--agent", choices=AGENT_NAMES, help="which task's agent")
     parser.add_argument("--weights", type=Path, help="weights prefix (default weights/<agent>)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the zip goes")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="the zip's path if it ends in .zip, else its folder (the zip is <agent>.zip) "
+        "[default: dist/]",
+    )
     parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="scored episodes")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of episode 0")
     parser.add_argument("--min-score", type=float, help="lowest mean accepted (475 / 950)")
@@ -294,6 +324,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--verify", type=Path, metavar="ZIP", help="only verify an existing zip")
     parser.add_argument("--json", action="store_true", help="print a JSON report instead")
+    parser.add_argument("--debug", action="store_true", help="show a traceback on any error")
     args = parser.parse_args(argv)
     if args.verify is None and args.agent is None:
         parser.error("pass --agent {cartpole,pendulum} to build, or --verify ZIP")
@@ -304,8 +335,53 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """The paths on the command line, checked before any work: a mistake is one line."""
+    from submission.bundle import is_bundle
+
+    if args.verify is not None:
+        if not args.verify.is_file():
+            problem = "no such file" if not args.verify.exists() else "not a file"
+            raise CommandError(
+                f"--verify {args.verify}: {problem}; give the path of a zip written by "
+                "submit.py --agent",
+                EXIT_USAGE,
+            )
+        return
+    target = bundle_path(args.out, args.agent)
+    if problem := output_folder_problem("--out", target.parent):
+        raise CommandError(problem, EXIT_USAGE)
+    if target.exists() and not (target.is_file() and is_bundle(target)):
+        which = "" if target == args.out else f" {target}"
+        raise CommandError(
+            f"--out {args.out}:{which} exists and is not a bundle from this command, so it is "
+            "not replaced; move it away or choose another --out",
+            EXIT_USAGE,
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    earlier = None if args.verify else bundle_path(args.out, args.agent)
+    if earlier is not None and earlier.is_file():
+        untouched = f"; {earlier} is from an earlier run, untouched"
+    else:
+        untouched = ""
+    return run_command(
+        "submit",
+        lambda: submit(args),
+        args.debug,
+        stopped="" if args.verify else f"; no bundle was written{untouched}",
+    )
+
+
+def submit(args: argparse.Namespace) -> int:
+    from submission.bundle import remove_leftovers
+
+    check_paths(args)
+    folders = [] if args.verify else [bundle_path(args.out, args.agent).parent]
+    for path in remove_leftovers(folders, AGENT_NAMES):
+        print(f"submit: removed {path}, left by an interrupted run", file=sys.stderr)
     checks: list[dict[str, Any]] = []
     bundle: Path | None = None
     failure: CheckFailedError | None = None
@@ -338,10 +414,10 @@ def main(argv: list[str] | None = None) -> int:
                 _print_check({"name": failure.check, "ok": False, "detail": failure.detail})
             print(f"FAILED at '{failure.check}'. How to fix: {FIXES.get(failure.check, '')}")
             if args.verify is None:
-                earlier = args.out / f"{args.agent}.zip"
+                earlier = bundle_path(args.out, args.agent)
                 note = f" ({earlier} is from an earlier run, untouched)" if earlier.exists() else ""
                 print(f"No bundle was written{note}.")
-    return 0 if failure is None else 1
+    return 0 if failure is None else EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -36,10 +39,93 @@ MAX_BUNDLE_BYTES = 256 << 20
 PROBE_SCRIPT = Path(__file__).with_name("probe.py")
 #: How long one probe (a fresh Python with TensorFlow, then the episodes) may take.
 PROBE_TIMEOUT_SECONDS = 900
+#: Temporary files and folders carry the owning process id: `submit-{kind}-{pid}-XXXXXXXX` in
+#: the temporary folder, `.{agent}.{pid}.XXXXXXXX.zip` beside the bundle (older versions wrote
+#: them without the pid). A later run removes those whose process is gone.
+LEFTOVER_FOLDER = re.compile(r"submit-(?:stage|verify|probe)-(?:(\d+)-)?[a-z0-9_]{8}")
+LEFTOVER_ZIP = r"\.(?:{agents})\.(?:(\d+)\.)?[a-z0-9_]{{8}}\.zip"
+#: Older than this, a leftover goes even if its process id is in use again: a run takes
+#: at most two probes and a few seconds around them.
+STALE_AFTER_SECONDS = 4 * PROBE_TIMEOUT_SECONDS
 
 
 class BundleError(ValueError):
     """A bundle could not be built, or a zip is not a sound bundle."""
+
+
+def temporary_folder(kind: str) -> tempfile.TemporaryDirectory:
+    """A temporary folder named so that a later run can tell it is ours and whose it was."""
+    return tempfile.TemporaryDirectory(prefix=f"submit-{kind}-{os.getpid()}-")
+
+
+def temporary_zip(folder: Path, agent: str) -> Path:
+    """An empty hidden file beside the final bundle, to write the zip into before renaming."""
+    handle, name = tempfile.mkstemp(dir=folder, prefix=f".{agent}.{os.getpid()}.", suffix=".zip")
+    os.close(handle)
+    return Path(name)
+
+
+def _process_is_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def _is_leftover(path: Path, pattern: re.Pattern[str], now: float) -> bool:
+    match = pattern.fullmatch(path.name)
+    if match is None:
+        return False
+    pid = match.group(1)
+    if pid is not None and int(pid) != os.getpid() and _process_is_gone(int(pid)):
+        return True
+    try:
+        return now - path.lstat().st_mtime > STALE_AFTER_SECONDS
+    except OSError:
+        return False
+
+
+def remove_leftovers(bundle_folders: Iterable[Path], agents: Iterable[str]) -> list[Path]:
+    """Remove what killed runs left behind: temporary zips of `agents` in `bundle_folders` and
+    `submit-*` folders in the temporary folder, whose process is gone or that are stale.
+
+    A concurrent run's files (its process is alive, its files fresh) are left alone, and so is
+    anything that cannot be removed (another user's). Returns what was removed."""
+    now = time.time()
+    candidates = [(Path(tempfile.gettempdir()), LEFTOVER_FOLDER)]
+    zips = re.compile(LEFTOVER_ZIP.format(agents="|".join(map(re.escape, agents))))
+    candidates += [(Path(folder), zips) for folder in bundle_folders]
+    removed = []
+    for folder, pattern in candidates:
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for path in entries:
+            if not _is_leftover(path, pattern, now):
+                continue
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError:
+                continue
+            removed.append(path)
+    return removed
+
+
+def is_bundle(path: Path) -> bool:
+    """Whether `path` is a zip this command wrote (its manifest has the bundle format)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            manifest = json.loads(archive.read(MANIFEST_NAME))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == BUNDLE_FORMAT
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -179,7 +265,7 @@ def check_extracted(root: Path, names: list[str]) -> dict[str, Any]:
 
 def run_probe(bundle: Path, settings: ProbeSettings) -> dict[str, Any]:
     """Run `probe.py` in a fresh, isolated Python from an empty folder; return its report."""
-    with tempfile.TemporaryDirectory(prefix="submit-probe-") as folder:
+    with temporary_folder("probe") as folder:
         empty, request_path = Path(folder) / "cwd", Path(folder) / "request.json"
         empty.mkdir()
         result_path = Path(folder) / "result.json"

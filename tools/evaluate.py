@@ -6,9 +6,11 @@
 
 Episode i is reset with seed `seed + i`; the agent is loaded through `Agent.load` and driven
 one `act(observation, info)` per step. An action outside the action space stops the run with
-exit code 1. `--record DIR` also films the first `--record-episodes` scored episodes as they
-are played, one MP4 each, in this process (the agents never load TensorFlow, which would crash
-the renderer; headless: MuJoCo through EGL, CartPole through pygame's dummy video driver).
+exit code 1. `--record DIR` then films the first `--record-episodes` scored episodes again
+(same seeds, the same greedy agent: the same episodes), one MP4 each, in this process (the
+agents never load TensorFlow, which would crash the renderer; headless: MuJoCo through EGL,
+CartPole through pygame's dummy video driver). The scores are printed before anything is
+recorded, so a recording that fails loses nothing: it is reported on its own line, exit 4.
 """
 
 from __future__ import annotations
@@ -22,10 +24,19 @@ from typing import Any
 
 import gymnasium as gym
 
-from agents import AGENT_CLASSES, AgentFileError
+from agents import AGENT_CLASSES
+from agents.agent_files import agent_prefix
 from agents.evaluation import EvaluationResult, InvalidActionError, evaluate
+from tools.command import (
+    EXIT_RECORDING_FAILED,
+    CommandError,
+    check_output_folders,
+    command_parser,
+    load_agent,
+    run_command,
+)
 from training.environment import set_quiet_environment
-from training.tasks import TASKS
+from training.tasks import AGENT_NAMES, TASKS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_EPISODES = 100
@@ -58,8 +69,8 @@ def describe(result: EvaluationResult) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--agent", required=True, choices=sorted(AGENT_CLASSES), help="task")
+    parser = command_parser("evaluate", __doc__.split("\n")[0])
+    parser.add_argument("--agent", required=True, choices=AGENT_NAMES, help="task")
     parser.add_argument("--weights", type=Path, help="weights prefix (default weights/<agent>)")
     parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="episodes")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of episode 0")
@@ -82,46 +93,78 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    set_quiet_environment()  # headless: before MuJoCo loads or pygame opens a display
-    args = parse_args(argv)
+def record(args: argparse.Namespace, prefix: Path, scored: EvaluationResult) -> None:
+    """Film the first `--record-episodes` scored episodes again, one MP4 each."""
     agent_class = AGENT_CLASSES[args.agent]
-    prefix = args.weights or REPO_ROOT / TASKS[args.agent].weights_prefix
-    filmed = args.record_episodes
 
     def film(env: gym.Env) -> gym.Env:
-        # Several runs may share one folder on purpose; gymnasium would warn each time.
+        # Several runs may share one folder on purpose; gymnasium would warn each time. A
+        # failed recording is reported once, not again when the wrapper is collected.
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos.*")
+        warnings.filterwarnings("ignore", message=".*Unable to save last video.*")
         return VideoPerSeed(
             env,
             str(args.record),
-            episode_trigger=lambda episode: episode < filmed,
+            episode_trigger=lambda episode: True,
             name_prefix=args.agent,
             disable_logger=True,
         )
 
-    recording = args.record is not None
-    try:
-        agent = agent_class.load(prefix)
-        result = evaluate(
-            agent,
-            agent_class.env_id,
-            args.episodes,
-            args.seed,
-            args.max_steps,
-            render_mode="rgb_array" if recording else None,
-            wrap_env=film if recording else None,
+    filmed = evaluate(
+        agent_class.load(prefix),
+        agent_class.env_id,
+        args.record_episodes,
+        args.seed,
+        args.max_steps,
+        render_mode="rgb_array",
+        wrap_env=film,
+    )
+    if filmed.returns != scored.returns[: args.record_episodes]:
+        raise RuntimeError(
+            f"the filmed episodes scored {filmed.returns}, the scored ones "
+            f"{scored.returns[: args.record_episodes]}: the agent does not act deterministically"
         )
-    except (AgentFileError, InvalidActionError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    set_quiet_environment()  # headless: before MuJoCo loads or pygame opens a display
+    args = parse_args(argv)
+    return run_command("evaluate", lambda: evaluate_and_record(args), args.debug)
+
+
+def evaluate_and_record(args: argparse.Namespace) -> int:
+    agent_class = AGENT_CLASSES[args.agent]
+    prefix = agent_prefix(args.weights or REPO_ROOT / TASKS[args.agent].weights_prefix)
+    check_output_folders({"--record": args.record})
+    agent = load_agent(args.agent, prefix, "--weights")
+    try:
+        result = evaluate(agent, agent_class.env_id, args.episodes, args.seed, args.max_steps)
+    except InvalidActionError as error:
+        raise CommandError(f"--weights {prefix}: {error}") from error
     if args.json:
         print(json.dumps({"weights": str(prefix), **result.summary()}, indent=2))
     else:
         print(f"{agent_class.__name__} from {prefix}")
         print(describe(result))
-        if args.record is not None:
-            print(f"  videos of {args.record_episodes} episode(s) in {args.record}")
+    if args.record is None:
+        return 0
+    sys.stdout.flush()  # the scores are out before anything can go wrong while filming
+    try:
+        record(args, prefix, result)
+    except Exception as error:  # reported on its own line, after the scores: nothing is lost
+        if args.debug:
+            raise
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
+        reason = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+        print(
+            f"evaluate: error: recording to --record {args.record} failed "
+            f"({type(error).__name__}: {reason}); the scores above stand; fix the cause and run "
+            "again with --record",
+            file=sys.stderr,
+        )
+        return EXIT_RECORDING_FAILED
+    if not args.json:
+        print(f"  videos of {args.record_episodes} episode(s) in {args.record}")
     return 0
 
 

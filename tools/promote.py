@@ -24,10 +24,17 @@ from training.environment import set_quiet_environment
 
 set_quiet_environment()
 
-from agents import AGENT_CLASSES  # noqa: E402 - after the environment is set
+from agents import AGENT_CLASSES, AgentFileError  # noqa: E402 - after the environment is set
 from agents.agent_files import agent_paths, sha256_of  # noqa: E402
 from agents.base import library_versions  # noqa: E402
 from agents.evaluation import evaluate  # noqa: E402
+from tools.command import (  # noqa: E402
+    WEIGHTS_FIX,
+    CommandError,
+    check_output_folders,
+    command_parser,
+    run_command,
+)
 from training.runs import checkpoints_of  # noqa: E402
 from training.tasks import TASKS  # noqa: E402
 
@@ -38,7 +45,7 @@ EVALUATION_EPISODES = 100
 EVALUATION_SEED = 0
 
 
-class PromotionError(RuntimeError):
+class PromotionError(CommandError):
     """The run cannot be shipped (missing files, or weights would be overwritten)."""
 
 
@@ -77,13 +84,21 @@ def promote_run(
     run_dir = Path(run_dir)
     needed = [run_dir / name for name in ("settings.json", "summary.json", "command.txt")]
     needed += list(agent_paths(run_dir / "final"))
+    if not run_dir.is_dir():
+        raise PromotionError(f"RUN_DIR {run_dir}: no such folder; pass a training run's folder")
     if missing := [str(path) for path in needed if not path.is_file()]:
-        raise PromotionError(f"{run_dir}: not a finished run, missing {missing}")
+        raise PromotionError(
+            f"RUN_DIR {run_dir}: not a finished run, missing {missing}; finish it with "
+            "--resume (or pass a run whose training ended)"
+        )
     settings = json.loads((run_dir / "settings.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
     agent_name = settings["agent"]
     agent_class = AGENT_CLASSES[agent_name]
-    agent_class.load(run_dir / "final")  # refuses a broken or foreign pair before anything
+    try:  # a broken or foreign pair is refused before anything is copied
+        agent_class.load(run_dir / "final")
+    except AgentFileError as error:
+        raise PromotionError(f"RUN_DIR {run_dir}: {error}; {WEIGHTS_FIX}") from error
     target = weights_dir / agent_name
     if agent_paths(target)[0].exists() and not overwrite:
         raise PromotionError(f"{target}.keras exists: pass --overwrite to replace it")
@@ -142,7 +157,7 @@ def promote_run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = command_parser("promote", __doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path, help="a finished run folder")
     parser.add_argument("--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR, help="target")
     parser.add_argument(
@@ -153,10 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing weights")
     args = parser.parse_args(argv)
-    try:
-        record = promote_run(args.run_dir, args.weights_dir, args.overwrite, args.docs_dir)
-    except PromotionError as error:
-        parser.exit(1, f"error: {error}\n")
+    return run_command("promote", lambda: promote(args), args.debug)
+
+
+def promote(args: argparse.Namespace) -> int:
+    check_output_folders({"--weights-dir": args.weights_dir, "--docs-dir": args.docs_dir})
+    record = promote_run(args.run_dir, args.weights_dir, args.overwrite, args.docs_dir)
     print(f"{record['agent']}: shipped {record['weights']} from {record['source_run']}")
     for cap, result in record["evaluation"].items():
         print(

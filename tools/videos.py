@@ -27,9 +27,10 @@ from PIL import Image, ImageDraw
 
 from agents import AGENT_CLASSES
 from agents.evaluation import evaluate
+from tools.command import check_output_folders, command_parser, load_agent, run_command
 from training.environment import set_quiet_environment
 from training.runs import early_and_later
-from training.tasks import TASKS
+from training.tasks import AGENT_NAMES, TASKS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VIDEO_FPS = 50
@@ -137,8 +138,8 @@ def write_strip(frames: np.ndarray, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     set_quiet_environment()  # headless: before MuJoCo loads or pygame opens a display
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--agent", choices=sorted(AGENT_CLASSES), help="task (default: the run's)")
+    parser = command_parser("videos", __doc__.split("\n")[0])
+    parser.add_argument("--agent", choices=AGENT_NAMES, help="task (default: the run's)")
     parser.add_argument(
         "--run",
         type=Path,
@@ -161,11 +162,24 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--run: {error}")
     if args.agent is None:
         parser.error("--agent is required (or --run RUN_DIR)")
+    return run_command("videos", lambda: make_videos(args), args.debug)
+
+
+def make_videos(args: argparse.Namespace) -> int:
     later = args.later or REPO_ROOT / TASKS[args.agent].weights_prefix
+    chosen = [("early", "--early", args.early), ("later", "--later", later)]
+    chosen = [(name, flag, prefix) for name, flag, prefix in chosen if prefix is not None]
+    for _, flag, prefix in chosen:  # every path is checked before anything is filmed
+        load_agent(args.agent, prefix, flag)
+    check_output_folders(
+        {
+            "--out": args.out,
+            "--gif": args.gif and args.gif.parent,
+            "--strip": args.strip and args.strip.parent,
+        }
+    )
     clips = []
-    for name, prefix in (("early", args.early), ("later", later)):
-        if prefix is None:
-            continue
+    for name, _, prefix in chosen:
         frames, score, trained = film(
             prefix, args.agent, args.seed, args.max_steps, args.out, f"{args.agent}-{name}"
         )

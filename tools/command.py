@@ -1,0 +1,92 @@
+"""How every command here (submit.py and the tools) fails: one line for a user's mistake.
+
+A mistake on the command line or a path that does not work is one line on stderr naming the
+flag or path and the fix, and a non-zero exit; `--debug` shows the traceback instead, and a
+bug (any other exception) always does. Ctrl-C and SIGTERM end a command with one line and the
+shell's statuses, as the training scripts do. Statuses: 0 done; 1 a check or a file failed;
+2 a mistake on the command line (including an output folder that cannot be created);
+4 the scores were printed but recording the videos failed; 130 Ctrl-C; 143 SIGTERM.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agents import AGENT_CLASSES, AgentFileError
+from training.loop import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    Terminated,
+    describe_error,
+    terminate_as_interrupt,
+)
+from training.settings import EXIT_USAGE, OneLineParser
+
+__all__ = ["EXIT_FAILED", "EXIT_USAGE", "OneLineParser"]
+
+#: `tools.evaluate --record`: the scores are printed, the videos could not be written.
+EXIT_RECORDING_FAILED = 4
+WEIGHTS_FIX = "pass the prefix of a saved agent (PREFIX.keras + PREFIX.config, from Agent.save)"
+
+
+class CommandError(Exception):
+    """A user's mistake found while the command runs: one line, and the exit status to use."""
+
+    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def output_folder_problem(flag: str, folder: Path) -> str | None:
+    """Why an output folder cannot be created (checked before any work starts), or None."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = "a file is in the way" if folder.is_file() else error.strerror or str(error)
+        return f"{flag} {folder}: cannot create it ({reason}); pick a folder you can write to"
+    return None
+
+
+def check_output_folders(folders: dict[str, Path | None]) -> None:
+    """Create every output folder given (flag -> folder) or raise a usage `CommandError`."""
+    for flag, folder in folders.items():
+        if folder is not None and (problem := output_folder_problem(flag, folder)):
+            raise CommandError(problem, EXIT_USAGE)
+
+
+def load_agent(agent: str, prefix: Path, flag: str) -> Any:
+    """Load a saved agent, or raise a `CommandError` naming the flag its prefix came from."""
+    try:
+        return AGENT_CLASSES[agent].load(prefix)
+    except AgentFileError as error:
+        raise CommandError(f"{flag} {prefix}: {error}; {WEIGHTS_FIX}") from error
+
+
+def run_command(name: str, body: Callable[[], int], debug: bool, stopped: str = "") -> int:
+    """Run a command's work and turn a user's mistake or a stop signal into one line.
+
+    `stopped` is appended to the Ctrl-C/SIGTERM line (e.g. what was, or was not, written)."""
+    try:
+        with terminate_as_interrupt():
+            return body()
+    except KeyboardInterrupt as stop:
+        terminated = isinstance(stop, Terminated)
+        signal_name = "SIGTERM" if terminated else "Ctrl-C"
+        print(f"{name}: stopped by {signal_name}{stopped}", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    except (CommandError, OSError) as error:
+        if debug:
+            raise
+        print(f"{name}: error: {describe_error(error)}", file=sys.stderr)
+        return error.status if isinstance(error, CommandError) else EXIT_FAILED
+
+
+def command_parser(name: str, description: str) -> OneLineParser:
+    """An argument parser whose mistakes are one line, with the shared `--debug` flag."""
+    parser = OneLineParser(prog=f"python -m tools.{name}", name=name, description=description)
+    parser.add_argument("--debug", action="store_true", help="show a traceback on any error")
+    return parser
