@@ -432,7 +432,7 @@ class Trainer:
         if resume is None:
             self.run = RunFolder.create(settings)
         else:
-            self.run = RunFolder(resume)
+            self.run = RunFolder(resume, tensorboard=settings.tensorboard)
             try:
                 arrays, counters = self.run.load_state()
                 self.algorithm.load_state(arrays)
@@ -568,8 +568,11 @@ class Trainer:
             and state.running_reward() > settings.target_running_reward
         ):
             return "running_reward"
-        if settings.stop == "solved" and self.solve_check(state, self.algorithm, self.agent):
-            return "solved"
+        if settings.stop == "solved":
+            solved = self.solve_check(state, self.algorithm, self.agent)
+            self.run.log_evaluations(state.evaluations)
+            if solved:
+                return "solved"
         if state.episodes >= settings.max_episodes:
             return "max_episodes"
         if settings.max_env_steps and state.env_steps >= settings.max_env_steps:

@@ -106,6 +106,10 @@ class SettingError(ValueError):
         self.name = name
         self.problem = problem
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable with its two arguments, so a sweep's Ray worker can hand it back.
+        return type(self), (self.name, self.problem)
+
     def for_command_line(self) -> str:
         return f"{flag_of(self.name)} {self.problem}"
 
@@ -278,6 +282,11 @@ class TrainingSettings:
         1, "TensorFlow intra/inter-op threads (0: TensorFlow decides)", bounds=NON_NEGATIVE
     )
     progress_bar: bool = setting(True, "show a tqdm progress bar", resumable=True)
+    tensorboard: bool = setting(
+        True,
+        "write progress, evaluations and steps per second as TensorBoard scalars too",
+        resumable=True,
+    )
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
