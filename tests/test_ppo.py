@@ -245,9 +245,17 @@ def test_script_writes_every_output_and_the_agent_loads(agent: str, tmp_path: Pa
     env = gym.make(TASKS[agent].env_id)
     observation, info = env.reset(seed=0)
     assert env.action_space.contains(loaded.act(observation, info))
-    # The TensorFlow-free runtime loaded it (allowlisted layers only); one output, the action's.
-    (output,) = loaded.outputs(np.zeros((3, 4)))
-    assert output.shape == (3, 2 if agent == "cartpole" else 1)
+    # The exported model loads through the allowlist (load refuses anything else), and the
+    # NumPy pass computes what Keras computes on the same file, observation folding included.
+    batch = np.asarray([observation], dtype=np.float32)
+    keras_outputs = loaded.model(batch, training=False)
+    if isinstance(keras_outputs, (list, tuple)):
+        keras_outputs = keras_outputs[0]
+    np.testing.assert_allclose(
+        loaded.outputs(batch)[0], np.asarray(keras_outputs), rtol=1e-5, atol=1e-5
+    )
+    outputs = loaded.model.outputs
+    assert len(outputs) == 1 and tuple(outputs[0].shape) == (None, 2 if agent == "cartpole" else 1)
 
 
 def test_presets_differ_by_agent_and_zoo_is_the_rl_zoo() -> None:

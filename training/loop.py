@@ -219,7 +219,7 @@ def non_finite_arrays(arrays: dict[str, np.ndarray]) -> str | None:
     bad = [
         name
         for name, array in arrays.items()
-        if array.dtype.kind in "fc" and not np.isfinite(array).all()  # not ints, not strings
+        if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all()
     ]
     if not bad:
         return None
@@ -266,7 +266,7 @@ class RunState:
         self.episodes = self.updates = self.env_steps = self.trained_steps = 0
         self.last_checkpoint = 0
         self.scores: deque[float] = deque(
-            maxlen=max(settings.running_window, settings.gate_window)
+            maxlen=max(settings.running_window, settings.gate_episodes)
         )
         self.evaluations: list[dict[str, Any]] = []
         self.wall_before = 0.0  # training time of earlier sessions of this run
@@ -356,11 +356,11 @@ class SolveCheck:
                 record.get("agent_greedy_mean", -math.inf) >= settings.solve_threshold
                 for record in earlier
             )
-        recent = state.recent_scores(settings.gate_window)
+        recent = state.recent_scores(settings.gate_episodes)
         if (
             state.updates == 0
             or state.updates % settings.eval_every
-            or len(recent) < settings.gate_window
+            or len(recent) < settings.gate_episodes
             or np.mean(recent) < settings.eval_gate
         ):
             return False
@@ -432,7 +432,7 @@ class Trainer:
         if resume is None:
             self.run = RunFolder.create(settings)
         else:
-            self.run = RunFolder(resume)
+            self.run = RunFolder(resume, tensorboard=settings.tensorboard)
             try:
                 arrays, counters = self.run.load_state()
                 self.algorithm.load_state(arrays)
@@ -568,8 +568,11 @@ class Trainer:
             and state.running_reward() > settings.target_running_reward
         ):
             return "running_reward"
-        if settings.stop == "solved" and self.solve_check(state, self.algorithm, self.agent):
-            return "solved"
+        if settings.stop == "solved":
+            solved = self.solve_check(state, self.algorithm, self.agent)
+            self.run.log_evaluations(state.evaluations)
+            if solved:
+                return "solved"
         if state.episodes >= settings.max_episodes:
             return "max_episodes"
         if settings.max_env_steps and state.env_steps >= settings.max_env_steps:

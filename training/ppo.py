@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from training import presets
 from training.settings import (
     COUNT,
+    NON_NEGATIVE,
     POSITIVE,
     Bounds,
     SettingError,
@@ -37,17 +38,16 @@ class PPOSettings(TrainingSettings):
     SCRIPT: ClassVar[str] = "ppo"
     DEFAULT_PRESET: ClassVar[str] = "fast"
     PRESET_HELP: ClassVar[str] = (
-        "fast: the settings that solve fastest here; zoo: the RL Zoo's tuned PPO for the "
-        "task [default: fast]"
+        "fast: the settings that solve fastest here; zoo: the RL Zoo's tuned PPO for the task"
     )
     DIVERGENCE_SUSPECTS: ClassVar[tuple[str, ...]] = (
         "learning_rate",
-        "max_grad_norm",
-        "clip_range",
         "gamma",
-        "entropy_coef",
+        "gae_lambda",
+        "clip_range",
+        "max_grad_norm",
         "value_coef",
-        "reward_scale",
+        "entropy_coef",
     )
 
     agent: str = setting("cartpole", "which task's agent: cartpole or pendulum", AGENT_NAMES)
@@ -91,7 +91,7 @@ class PPOSettings(TrainingSettings):
         needs={"linear_decay": True},
     )
     value_coef: float = setting(
-        presets.PPO_VALUE_COEF, "weight of the critic's squared error", bounds=POSITIVE
+        presets.PPO_VALUE_COEF, "weight of the critic's squared error", bounds=NON_NEGATIVE
     )
     max_grad_norm: float = setting(
         presets.PPO_MAX_GRAD_NORM,
@@ -128,10 +128,10 @@ class PPOSettings(TrainingSettings):
     standardise: str = setting("none", "unused by PPO", cli=False)
     discount_weighting: bool = setting(False, "unused by PPO", cli=False)
     batch_reduction: str = setting("mean", "unused by PPO", cli=False)
-    running_reward_from_zeros: bool = setting(
-        False, "the running reward is the mean of the episodes seen so far", cli=False
-    )
-    checkpoint_names: str = setting("episode", "checkpoints are named by episodes", cli=False)
+    # The course's conventions are for the course scripts; PPO names checkpoints by episodes
+    # trained and averages the episodes it has seen.
+    checkpoint_names: str = "episode"
+    running_reward_from_zeros: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -139,7 +139,8 @@ class PPOSettings(TrainingSettings):
         if samples % min(self.minibatch_size, samples):
             raise SettingError(
                 "minibatch_size",
-                f"must divide num_envs * rollout_steps = {samples}, got {self.minibatch_size}",
+                f"must divide --num-envs x --rollout-steps = {samples}, got "
+                f"{self.minibatch_size}",
             )
 
     @classmethod

@@ -5,6 +5,8 @@ Layout of ``runs/<script>-seed<seed>-<timestamp>/``::
     settings.json            the resolved settings
     command.txt              the command line that started the run (one line per resume)
     progress.csv             one row per training episode (reward, length, losses, wall time)
+    events.out.tfevents.*    the same rows as TensorBoard scalars (step = episode), plus
+                             steps per second and the greedy evaluations (``--tensorboard``)
     checkpoints/199.{keras,config}   agent pairs the ``agents`` classes load: the course's
                              names (zero-based index of the last episode: 199, 399, ...) or
                              episode_000200.{keras,config} (episodes trained)
@@ -18,8 +20,10 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -86,6 +90,61 @@ def early_and_later(run_dir: Path) -> tuple[Path, Path]:
     return found[0][1], found[-1][1]
 
 
+#: progress.csv's columns that become TensorBoard scalars (the episode is their step).
+SCALAR_COLUMNS = tuple(column for column in PROGRESS_COLUMNS if column != "episode")
+#: Evaluation record keys that say when it ran, not what it measured.
+EVALUATION_POSITION_KEYS = frozenset({"update", "episode", "wall_time"})
+
+
+class ScalarWriter:
+    """TensorBoard scalars in an event file of the run folder, one event per step.
+
+    ``tf.summary.scalar`` needs the tensorboard package and costs about 140 us a value (one
+    eager op each); building the same Event protos and writing them through TensorFlow's
+    record writer costs about 2 us a value (benchmarks/tensorboard_overhead.py), so logging
+    every episode stays cheap.
+    """
+
+    def __init__(self, folder: Path, first_step: int) -> None:
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+        from tensorflow.core.util import event_pb2
+
+        self._event_pb2 = event_pb2
+        self._summary_pb2 = summary_pb2
+        # Nanoseconds in the name: TensorBoard reads a folder's files in name order, so a
+        # resumed run's file must sort after the files it continues.
+        name = f"events.out.tfevents.{time.time_ns()}.{socket.gethostname()}"
+        self.path = Path(folder) / name
+        self._writer = tf.io.TFRecordWriter(str(self.path))
+        self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+        if first_step > 1:
+            # A resumed run: TensorBoard drops the steps >= first_step that older files hold
+            # (rows a killed run logged after its last saved state), as progress.csv does.
+            start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+            self._write(event_pb2.Event(wall_time=time.time(), step=first_step, session_log=start))
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        """One event at ``step`` holding every finite value under its tag."""
+        summary = self._summary_pb2.Summary(
+            value=[
+                self._summary_pb2.Summary.Value(tag=tag, simple_value=value)
+                for tag, value in values.items()
+                if math.isfinite(value)
+            ]
+        )
+        self._write(self._event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+
+    def _write(self, event: Any) -> None:
+        self._writer.write(event.SerializeToString())
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 def resume_problem(path: Path) -> str | None:
     """Why the folder ``path`` cannot be resumed (as the end of a one-line error), or None."""
     path = Path(path)
@@ -106,12 +165,17 @@ def resume_problem(path: Path) -> str | None:
 class RunFolder:
     """One run's folder; every write is either append-only or atomic (temp file + rename)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, tensorboard: bool = False) -> None:
         self.path = Path(path)
         self.checkpoints = self.path / CHECKPOINT_FOLDER
         self.progress_path = self.path / "progress.csv"
+        self.tensorboard = tensorboard
         self._progress_file = None
         self._writer: Any = None
+        self._scalars: ScalarWriter | None = None
+        self._last_speed_point = (0.0, 0.0)  # (env_steps, wall_time) of the last logged row
+        self._first_step = 1  # the first episode this session logs
+        self._evaluations_logged = 0  # evaluation records already written as scalars
 
     @classmethod
     def create(cls, settings: TrainingSettings) -> RunFolder:
@@ -127,7 +191,7 @@ class RunFolder:
                 continue
         else:
             raise FileExistsError(f"{base}: {MAX_SAME_SECOND_RUNS} runs started this second")
-        run = cls(path)
+        run = cls(path, tensorboard=settings.tensorboard)
         run.write_json("settings.json", settings.to_json())
         return run
 
@@ -147,19 +211,60 @@ class RunFolder:
 
     # --- progress.csv ----------------------------------------------------------------------
     def open_progress(self, keep_episodes: int = 0) -> None:
-        """Open the CSV for appending, first dropping rows after ``keep_episodes`` (rows a
-        killed run wrote after its last saved state)."""
+        """Open the CSV (and with ``tensorboard`` a new event file) for appending, first
+        dropping rows after ``keep_episodes`` (rows a killed run wrote after its last saved
+        state)."""
         rows = self.read_progress() if self.progress_path.exists() else []
+        kept = [row for row in rows if int(row["episode"]) <= keep_episodes]
         with self.progress_path.open("w", newline="") as stream:
             writer = csv.DictWriter(stream, PROGRESS_COLUMNS)
             writer.writeheader()
-            writer.writerows(row for row in rows if int(row["episode"]) <= keep_episodes)
+            writer.writerows(kept)
         self._progress_file = self.progress_path.open("a", newline="")
         self._writer = csv.DictWriter(self._progress_file, PROGRESS_COLUMNS)
+        if kept:
+            self._last_speed_point = (float(kept[-1]["env_steps"]), float(kept[-1]["wall_time"]))
+        self._first_step = keep_episodes + 1
+        if self.tensorboard:
+            self._scalars = ScalarWriter(self.path, self._first_step)
 
     def append_progress(self, rows: list[dict[str, Any]]) -> None:
+        """Append one update's rows to progress.csv and, with ``tensorboard``, the same
+        values as scalars ``train/<column>`` at step = episode, plus the update's
+        ``speed/steps_per_second``."""
         self._writer.writerows(rows)
         self._progress_file.flush()
+        if self._scalars is None or not rows:
+            return
+        for row in rows:
+            self._scalars.write(
+                int(row["episode"]), {f"train/{k}": float(row[k]) for k in SCALAR_COLUMNS}
+            )
+        last = rows[-1]
+        steps, wall = float(last["env_steps"]), float(last["wall_time"])
+        previous_steps, previous_wall = self._last_speed_point
+        if wall > previous_wall:
+            rate = (steps - previous_steps) / (wall - previous_wall)
+            self._scalars.write(int(last["episode"]), {"speed/steps_per_second": rate})
+        self._last_speed_point = (steps, wall)
+        self._scalars.flush()
+
+    def log_evaluations(self, records: list[dict[str, Any]]) -> None:
+        """The greedy evaluations not logged yet, as scalars ``eval/<figure>`` at their episode
+        (a resumed run's restored evaluations were logged by the session that made them)."""
+        if self._scalars is None:
+            return
+        for record in records[self._evaluations_logged :]:
+            if record["episode"] <= self._first_step - 1:
+                continue
+            values = {
+                f"eval/{key}": float(value)
+                for key, value in record.items()
+                if key not in EVALUATION_POSITION_KEYS and isinstance(value, int | float)
+            }
+            self._scalars.write(int(record["episode"]), values)
+        self._evaluations_logged = len(records)
+        self._scalars.flush()
 
     def read_progress(self) -> list[dict[str, str]]:
         with self.progress_path.open(newline="") as stream:
@@ -169,6 +274,9 @@ class RunFolder:
         if self._progress_file is not None:
             self._progress_file.close()
             self._progress_file = None
+        if self._scalars is not None:
+            self._scalars.close()
+            self._scalars = None
 
     # --- agents and resume state -------------------------------------------------------------
     def checkpoint_prefix(self, episodes: int, naming: str) -> Path:

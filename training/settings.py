@@ -27,11 +27,11 @@ STOP_CHOICES = ("running_reward", "solved", "none")
 #: names the course's evaluation loads; episode: ``episode_000200.keras``, episodes trained.
 CHECKPOINT_NAME_CHOICES = ("course", "episode")
 #: What ``--preset`` says in --help; the three fixes are the course's flaws, not repeated.
-PRESET_HELP = (
+COURSE_PRESET_HELP = (
     "course: the course's settings, exactly but for three fixes of its flaws (the pendulum's "
     "actions clip to its bounds [-3, 3], not [-2, 2]; its mean is 3 tanh(.), where the course's "
     "comments and code disagree on the scale; the model saved at an early stop is always the "
-    "actor); fast: the settings that train fastest [default: course]"
+    "actor); fast: the settings that train fastest"
 )
 EXIT_USAGE = 2  # argparse's status for a mistake on the command line
 #: Settings that only act with another setting's value (flag given without it: refused).
@@ -106,6 +106,10 @@ class SettingError(ValueError):
         self.name = name
         self.problem = problem
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable with its two arguments, so a sweep's Ray worker can hand it back.
+        return type(self), (self.name, self.problem)
+
     def for_command_line(self) -> str:
         return f"{flag_of(self.name)} {self.problem}"
 
@@ -120,9 +124,6 @@ class TrainingSettings:
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"course": {}, "fast": {}}
     SCRIPT: ClassVar[str] = "training"
-    #: The preset a command line gets without --preset, and what --help says of the presets.
-    DEFAULT_PRESET: ClassVar[str] = "course"
-    PRESET_HELP: ClassVar[str] = PRESET_HELP
     #: The settings that scale the updates: named when a run diverges.
     DIVERGENCE_SUSPECTS: ClassVar[tuple[str, ...]] = (
         "actor_learning_rate",
@@ -130,6 +131,11 @@ class TrainingSettings:
         "gamma",
         "clipnorm",
         "entropy_coef",
+    )
+    #: The preset a command line gets without --preset, and what --help says of the presets.
+    DEFAULT_PRESET: ClassVar[str] = "course"
+    PRESET_HELP: ClassVar[str] = (
+        COURSE_PRESET_HELP
     )
 
     agent: str = setting("cartpole", "which task's agent: cartpole or pendulum", AGENT_NAMES, False)
@@ -238,9 +244,9 @@ class TrainingSettings:
         needs=NEEDS_SOLVED,
     )
     gate_episodes: int = setting(
-        0,
-        "training episodes whose mean score opens the evaluation gate (0: eval_episodes)",
-        bounds=NON_NEGATIVE,
+        presets.EVAL_EPISODES,
+        "training episodes whose mean score opens the evaluation gate",
+        bounds=COUNT,
         needs=NEEDS_SOLVED,
     )
     max_episodes: int = setting(
@@ -276,6 +282,11 @@ class TrainingSettings:
         1, "TensorFlow intra/inter-op threads (0: TensorFlow decides)", bounds=NON_NEGATIVE
     )
     progress_bar: bool = setting(True, "show a tqdm progress bar", resumable=True)
+    tensorboard: bool = setting(
+        True,
+        "write progress, evaluations and steps per second as TensorBoard scalars too",
+        resumable=True,
+    )
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -306,11 +317,6 @@ class TrainingSettings:
             if getattr(self, name) != value
         ]
         return " and ".join(missing) or None
-
-    @property
-    def gate_window(self) -> int:
-        """How many recent training episodes the evaluation gate averages."""
-        return self.gate_episodes or self.eval_episodes
 
     def make_algorithm(self, envs: Any) -> Any:
         """The algorithm the training loop drives (see ``training.loop.Algorithm``); a script
@@ -454,7 +460,7 @@ def parse_command(
         "--preset",
         choices=tuple(cls.PRESETS),
         default=None,
-        help=cls.PRESET_HELP,
+        help=f"{cls.PRESET_HELP} [default: {cls.DEFAULT_PRESET}]",
     )
     parser.add_argument(
         "--resume",
