@@ -266,7 +266,7 @@ class RunState:
         self.episodes = self.updates = self.env_steps = self.trained_steps = 0
         self.last_checkpoint = 0
         self.scores: deque[float] = deque(
-            maxlen=max(settings.running_window, settings.gate_episodes)
+            maxlen=max(settings.running_window, settings.gate_window)
         )
         self.evaluations: list[dict[str, Any]] = []
         self.wall_before = 0.0  # training time of earlier sessions of this run
@@ -356,11 +356,11 @@ class SolveCheck:
                 record.get("agent_greedy_mean", -math.inf) >= settings.solve_threshold
                 for record in earlier
             )
-        recent = state.recent_scores(settings.gate_episodes)
+        recent = state.recent_scores(settings.gate_window)
         if (
             state.updates == 0
             or state.updates % settings.eval_every
-            or len(recent) < settings.gate_episodes
+            or len(recent) < settings.gate_window
             or np.mean(recent) < settings.eval_gate
         ):
             return False

@@ -244,9 +244,9 @@ class TrainingSettings:
         needs=NEEDS_SOLVED,
     )
     gate_episodes: int = setting(
-        presets.EVAL_EPISODES,
-        "training episodes whose mean score opens the evaluation gate",
-        bounds=COUNT,
+        0,
+        "training episodes whose mean score opens the evaluation gate (0: eval_episodes)",
+        bounds=NON_NEGATIVE,
         needs=NEEDS_SOLVED,
     )
     max_episodes: int = setting(
@@ -317,6 +317,11 @@ class TrainingSettings:
             if getattr(self, name) != value
         ]
         return " and ".join(missing) or None
+
+    @property
+    def gate_window(self) -> int:
+        """How many recent training episodes the evaluation gate averages."""
+        return self.gate_episodes or self.eval_episodes
 
     def make_algorithm(self, envs: Any) -> Any:
         """The algorithm the training loop drives (see ``training.loop.Algorithm``); a script
