@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import typing
 
 QUIET_HEADLESS = {
     # Silence TensorFlow's C++ start-up logs.
@@ -65,3 +66,12 @@ def import_tensorflow_quietly() -> None:
         import tensorflow
 
         tensorflow.config.list_physical_devices()
+
+
+def exit_now(status: int) -> typing.NoReturn:
+    """End the process with ``status`` once its output is flushed, skipping the interpreter's
+    teardown: with TensorFlow loaded that teardown takes about 0.5 s (measured here) and
+    does nothing a finished command needs. Call it only when every file has been closed."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

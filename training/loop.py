@@ -336,9 +336,10 @@ class RunState:
 # --- the solve check -------------------------------------------------------------------------
 class SolveCheck:
     """Greedy evaluation, gated so it stays cheap: only every ``eval_every`` updates once the
-    recent training scores reach ``eval_gate``; then a vectorised NumPy check that aborts as
-    soon as the threshold is out of reach; only if that passes does the agent's own ``act``
-    decide, through the shared :func:`agents.evaluation.evaluate`."""
+    recent training scores reach ``eval_gate``; then a vectorised NumPy check (of the first
+    ``screen_episodes`` of the evaluation's episodes, or all) that aborts as soon as the
+    threshold is out of reach; only if that passes does the agent's own ``act`` decide,
+    through the shared :func:`agents.evaluation.evaluate`."""
 
     def __init__(self, settings: TrainingSettings, env_id: str) -> None:
         import gymnasium as gym
@@ -367,8 +368,8 @@ class SolveCheck:
         from training.rollouts import greedy_mean, make_envs
 
         seed = evaluation_seed(settings.seed, state.updates)
-        if self.envs is None:
-            self.envs = make_envs(self.env_id, settings.eval_episodes)
+        if self.envs is None:  # the agent's first episodes (same seeds), or all of them
+            self.envs = make_envs(self.env_id, settings.screen_episodes or settings.eval_episodes)
         quick, finished = greedy_mean(
             self.envs,
             algorithm.greedy_policy(),

@@ -243,6 +243,13 @@ class TrainingSettings:
         "evaluate only when the mean of the last gate_episodes training rewards reaches this",
         needs=NEEDS_SOLVED,
     )
+    screen_episodes: int = setting(
+        0,
+        "episodes of the vectorised NumPy check that screens a policy before the agent's own "
+        "evaluation decides (0: eval_episodes; fewer is cheaper where episodes are slow)",
+        bounds=NON_NEGATIVE,
+        needs=NEEDS_SOLVED,
+    )
     gate_episodes: int = setting(
         0,
         "training episodes whose mean score opens the evaluation gate (0: eval_episodes)",
