@@ -265,9 +265,7 @@ class RunState:
         self.settings = settings
         self.episodes = self.updates = self.env_steps = self.trained_steps = 0
         self.last_checkpoint = 0
-        self.scores: deque[float] = deque(
-            maxlen=max(settings.running_window, settings.gate_window)
-        )
+        self.scores: deque[float] = deque(maxlen=max(settings.running_window, settings.gate_window))
         self.evaluations: list[dict[str, Any]] = []
         self.wall_before = 0.0  # training time of earlier sessions of this run
         self._started: float | None = None

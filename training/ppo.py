@@ -139,8 +139,7 @@ class PPOSettings(TrainingSettings):
         if samples % min(self.minibatch_size, samples):
             raise SettingError(
                 "minibatch_size",
-                f"must divide --num-envs x --rollout-steps = {samples}, got "
-                f"{self.minibatch_size}",
+                f"must divide --num-envs x --rollout-steps = {samples}, got {self.minibatch_size}",
             )
 
     @classmethod

@@ -134,9 +134,7 @@ class TrainingSettings:
     )
     #: The preset a command line gets without --preset, and what --help says of the presets.
     DEFAULT_PRESET: ClassVar[str] = "course"
-    PRESET_HELP: ClassVar[str] = (
-        COURSE_PRESET_HELP
-    )
+    PRESET_HELP: ClassVar[str] = COURSE_PRESET_HELP
 
     agent: str = setting("cartpole", "which task's agent: cartpole or pendulum", AGENT_NAMES, False)
     seed: int = setting(
