@@ -119,6 +119,7 @@ PPO_SHARED: dict[str, Any] = {
     "solve_threshold": {name: task.solve_score for name, task in TASKS.items()},
     "max_episodes": 1_000_000,
     "max_env_steps": PPO_MAX_ENV_STEPS,
+    "max_seconds": 120.0,
     "checkpoint_every": 1000,
 }
 PPO_FAST: dict[str, Any] = {
