@@ -243,6 +243,11 @@ class TrainingSettings:
         "evaluate only when the mean of the last gate_episodes training rewards reaches this",
         needs=NEEDS_SOLVED,
     )
+    vectorised_precheck: bool = setting(
+        True,
+        "before the agent's own greedy evaluation, a cheaper vectorised one that must pass first",
+        needs=NEEDS_SOLVED,
+    )
     gate_episodes: int = setting(
         presets.EVAL_EPISODES,
         "training episodes whose mean score opens the evaluation gate",
