@@ -111,12 +111,16 @@ def evaluate(
     max_steps: int | None = None,
     render_mode: str | None = None,
     wrap_env: Callable[[gym.Env], gym.Env] | None = None,
+    give_up_below: float | None = None,
 ) -> EvaluationResult:
     """Run `episodes` greedy episodes, episode i reset with seed `seed + i`.
 
     Raises `InvalidActionError` at the first action outside the action space, since the
     evaluator would fail there too. `render_mode` and `wrap_env` (say, gymnasium's
     `RecordVideo`) film the scored episodes in this process, which never holds TensorFlow.
+    `give_up_below` stops after the first episode that puts this mean out of reach, counting
+    every episode still to play at the most it can score (one point a step up to the time
+    limit, as on both tasks); the result then holds fewer than `episodes` episodes.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
@@ -146,6 +150,10 @@ def evaluate(
                 done = terminated or truncated
             returns.append(float(info["episode"]["r"]))
             lengths.append(int(info["episode"]["l"]))
+            if give_up_below is not None:
+                best_rest = (episodes - len(returns)) * env.spec.max_episode_steps
+                if (sum(returns) + best_rest) / episodes < give_up_below:
+                    break
     finally:
         env.close()
     p50, p99 = np.percentile(np.asarray(act_ns, dtype=np.float64) / 1e3, [50, 99])

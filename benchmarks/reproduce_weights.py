@@ -21,9 +21,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from training.environment import set_quiet_environment  # noqa: E402
+from training.environment import import_tensorflow_quietly  # noqa: E402
 
-set_quiet_environment()
+import_tensorflow_quietly()  # comparing weights reads them through Keras
 
 import numpy as np  # noqa: E402
 

@@ -293,7 +293,7 @@ def usage_error(capsys, argv: list[str]) -> str:
         (["--search", "optuna"], "needs --samples"),
         (["--search", "optuna", "--samples", "2", "--seeds", "3"], "one seed per sample"),
         (["--search", "optuna", "--samples", "2", "--grid", "num_envs=8,16"], "one value"),
-        (["--search", "optuna", "--samples", "2", "--space", "critic_steps=x"], "distribution"),
+        (["--search", "optuna", "--samples", "2", "--space", "epochs=x"], "distribution"),
         (["--scheduler", "asha", "--max-seconds", "0"], "no time budget"),
         (["--script", "gaussian_actor_critic"], "trains pendulum, not cartpole"),
         (["--script", "nonsense"], "no module training.nonsense"),
@@ -614,6 +614,7 @@ def test_optuna_search_with_asha(tmp_path: Path, capsys) -> None:
     pytest.importorskip("optuna")
     out = tmp_path / "search"
     argv = ["--agent", "cartpole", "--search", "optuna", "--samples", "3", "--scheduler", "asha"]
+    argv += ["--script", "reinforce_normalised"]
     argv += ["--space", "actor_learning_rate=loguniform:1e-3:1e-2"]
     argv += ["--space", "critic_steps=int:1:3"]
     argv += ["--grid", "max_episodes=48", "--max-seconds", "60", "--first-seed", "4"]

@@ -334,10 +334,12 @@ class RunState:
 # --- the solve check -------------------------------------------------------------------------
 class SolveCheck:
     """Greedy evaluation, gated so it stays cheap: only every ``eval_every`` updates once the
-    recent training scores reach ``eval_gate``; then a vectorised NumPy check (of the first
-    ``screen_episodes`` of the evaluation's episodes, or all) that aborts as soon as the
-    threshold is out of reach; only if that passes does the agent's own ``act`` decide,
-    through the shared :func:`agents.evaluation.evaluate`."""
+    recent training scores reach ``eval_gate``; then (``vectorised_precheck``) a vectorised
+    NumPy check, of the evaluation's first ``screen_episodes`` episodes or all of them, that
+    aborts as soon as the threshold is out of reach; the agent's own ``act`` decides, through
+    the shared :func:`agents.evaluation.evaluate`, which also gives up as soon as the bar is
+    out of reach. Where the gate already demands the bar, a full precheck would only play the
+    same episodes twice."""
 
     def __init__(self, settings: TrainingSettings, env_id: str) -> None:
         import gymnasium as gym
@@ -363,25 +365,41 @@ class SolveCheck:
             or np.mean(recent) < settings.eval_gate
         ):
             return False
-        from training.rollouts import greedy_mean, make_envs
-
         seed = evaluation_seed(settings.seed, state.updates)
-        if self.envs is None:  # the agent's first episodes (same seeds), or all of them
-            self.envs = make_envs(self.env_id, settings.screen_episodes or settings.eval_episodes)
-        quick, finished = greedy_mean(
-            self.envs,
-            algorithm.greedy_policy(),
-            settings.solve_threshold,
-            self.max_episode_steps,
-            seed,
-        )
-        figure = "vectorised_greedy_mean" if finished else "vectorised_greedy_upper_bound"
-        state.evaluations.append(self._record(state, figure, quick))
-        if not finished or quick < settings.solve_threshold:
-            return False
+        if settings.vectorised_precheck:
+            from training.rollouts import greedy_mean, make_envs
+
+            if self.envs is None:
+                self.envs = make_envs(
+                    self.env_id, settings.screen_episodes or settings.eval_episodes
+                )
+            quick, finished = greedy_mean(
+                self.envs,
+                algorithm.greedy_policy(),
+                settings.solve_threshold,
+                self.max_episode_steps,
+                seed,
+            )
+            figure = "vectorised_greedy_mean" if finished else "vectorised_greedy_upper_bound"
+            state.evaluations.append(self._record(state, figure, quick))
+            if not finished or quick < settings.solve_threshold:
+                return False
         from agents.evaluation import evaluate
 
-        result = evaluate(make_agent(), self.env_id, settings.eval_episodes, seed)
+        result = evaluate(
+            make_agent(),
+            self.env_id,
+            settings.eval_episodes,
+            seed,
+            give_up_below=settings.solve_threshold,
+        )
+        if result.episodes < settings.eval_episodes:  # gave up: the bar is out of reach
+            bound = (
+                sum(result.returns)
+                + (settings.eval_episodes - result.episodes) * self.max_episode_steps
+            ) / settings.eval_episodes
+            state.evaluations.append(self._record(state, "agent_greedy_upper_bound", bound))
+            return False
         state.evaluations.append(self._record(state, "agent_greedy_mean", result.mean))
         return result.mean >= settings.solve_threshold
 

@@ -119,6 +119,7 @@ PPO_SHARED: dict[str, Any] = {
     "solve_threshold": {name: task.solve_score for name, task in TASKS.items()},
     "max_episodes": 1_000_000,
     "max_env_steps": PPO_MAX_ENV_STEPS,
+    "max_seconds": 120.0,
     "checkpoint_every": 1000,
 }
 PPO_FAST: dict[str, Any] = {
@@ -142,6 +143,7 @@ PPO_FAST: dict[str, Any] = {
     "eval_gate": {"cartpole": 100.0, "pendulum": 200.0},
     "eval_every": {"cartpole": 1, "pendulum": 4},
     "screen_episodes": {"cartpole": 0, "pendulum": 4},
+    "vectorised_precheck": True,
 }
 PPO_ZOO: dict[str, Any] = {
     **PPO_SHARED,

@@ -241,10 +241,15 @@ class TrainingSettings:
         "evaluate only when the mean of the last gate_episodes training rewards reaches this",
         needs=NEEDS_SOLVED,
     )
+    vectorised_precheck: bool = setting(
+        True,
+        "before the agent's own greedy evaluation, a cheaper vectorised one that must pass first",
+        needs=NEEDS_SOLVED,
+    )
     screen_episodes: int = setting(
         0,
-        "episodes of the vectorised NumPy check that screens a policy before the agent's own "
-        "evaluation decides (0: eval_episodes; fewer is cheaper where episodes are slow)",
+        "episodes the vectorised precheck plays: the evaluation's first ones, with the same "
+        "seeds (0: all eval_episodes; fewer is cheaper where episodes are slow)",
         bounds=NON_NEGATIVE,
         needs=NEEDS_SOLVED,
     )

@@ -31,6 +31,7 @@ from training.sweep.space import (
     parse_grid,
     parse_space,
     settings_class_for,
+    trains_any_agent,
 )
 
 PROG = "python -m training.sweep"
@@ -169,6 +170,8 @@ def make_plan(args: argparse.Namespace) -> SweepPlan:
                 )
             fixed[key] = values[0]
         grid = {}
+    if trains_any_agent(settings_class):  # the script's presets are per agent: say which
+        fixed["agent"] = args.agent
     if args.max_seconds is not None:
         fixed["max_seconds"] = args.max_seconds
     space = {}

@@ -30,11 +30,17 @@ TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 
 #: The script a sweep trains for each agent unless --script says otherwise: the fastest one.
-DEFAULT_SCRIPTS = {"cartpole": "reinforce_normalised", "pendulum": "gaussian_actor_critic"}
+DEFAULT_SCRIPTS = {"cartpole": "ppo", "pendulum": "ppo"}
 #: Each script's default search space, written as --space items. Ranges span the fast
 #: preset's values by about ten either way; batch sizes stay at or above the preset's
 #: environment count so no environment idles.
 DEFAULT_SPACES: dict[str, tuple[str, ...]] = {
+    "ppo": (
+        "learning_rate=loguniform:3e-4:1e-2",
+        "clip_range=uniform:0.1:0.4",
+        "gae_lambda=uniform:0.8:0.99",
+        "epochs=int:4:20",
+    ),
     "reinforce": (
         "actor_learning_rate=loguniform:3e-4:3e-2",
         "episodes_per_update=choice:16,32,64",
@@ -101,8 +107,15 @@ def settings_class_for(script: str) -> type[TrainingSettings]:
     return classes[0]
 
 
+def trains_any_agent(settings_class: type[TrainingSettings]) -> bool:
+    """Whether the script takes --agent (PPO) rather than training one task (the course's)."""
+    return bool(field_metadata("agent", settings_class)["cli"])
+
+
 def check_script_trains(settings_class: type[TrainingSettings], agent: str) -> None:
     """Refuse a script whose fast preset trains the other agent."""
+    if trains_any_agent(settings_class):
+        return
     trains = settings_class.preset(PRESET).agent
     if trains != agent:
         raise SweepError(
@@ -113,8 +126,13 @@ def check_script_trains(settings_class: type[TrainingSettings], agent: str) -> N
 
 # --- values ------------------------------------------------------------------------------------
 def sweepable_fields(settings_class: type[TrainingSettings]) -> list[str]:
-    """The settings fields a grid or space may vary: every field except the sweep's own."""
-    return [f.name for f in dataclasses.fields(settings_class) if f.name not in RESERVED_FIELDS]
+    """The settings fields a grid or space may vary: every field of the script's command line
+    except the sweep's own (a field a script keeps off its command line does nothing there)."""
+    return [
+        f.name
+        for f in dataclasses.fields(settings_class)
+        if f.name not in RESERVED_FIELDS and field_metadata(f.name, settings_class)["cli"]
+    ]
 
 
 def parse_value(
