@@ -284,30 +284,6 @@ def test_help_offers_ppo_settings_and_hides_unused_ones(capsys) -> None:
         assert unused not in text
 
 
-def test_the_screen_plays_the_first_evaluation_episodes_then_the_agent_decides(tmp_path) -> None:
-    from training.loop import Trainer
-
-    settings = PPOSettings.preset(
-        "fast",
-        agent="cartpole",
-        num_envs=2,
-        rollout_steps=16,
-        minibatch_size=16,
-        solve_threshold=5.0,
-        eval_gate=0.0,
-        gate_episodes=1,
-        eval_episodes=3,
-        screen_episodes=2,
-        runs_dir=str(tmp_path),
-        progress_bar=False,
-    )
-    trainer = Trainer(settings)
-    result = trainer.train()
-    assert result.solved and trainer.solve_check.envs.num_envs == 2
-    figures = [set(record) - {"update", "episode", "wall_time"} for record in result.evaluations]
-    assert figures == [{"vectorised_greedy_mean"}, {"agent_greedy_mean"}]
-
-
 def settings_for(runs_dir: Path, agent: str, **overrides) -> PPOSettings:
     values = {
         "agent": agent,

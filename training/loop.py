@@ -265,7 +265,9 @@ class RunState:
         self.settings = settings
         self.episodes = self.updates = self.env_steps = self.trained_steps = 0
         self.last_checkpoint = 0
-        self.scores: deque[float] = deque(maxlen=max(settings.running_window, settings.gate_window))
+        self.scores: deque[float] = deque(
+            maxlen=max(settings.running_window, settings.gate_episodes)
+        )
         self.evaluations: list[dict[str, Any]] = []
         self.wall_before = 0.0  # training time of earlier sessions of this run
         self._started: float | None = None
@@ -335,11 +337,10 @@ class RunState:
 class SolveCheck:
     """Greedy evaluation, gated so it stays cheap: only every ``eval_every`` updates once the
     recent training scores reach ``eval_gate``; then (``vectorised_precheck``) a vectorised
-    NumPy check, of the evaluation's first ``screen_episodes`` episodes or all of them, that
-    aborts as soon as the threshold is out of reach; the agent's own ``act`` decides, through
-    the shared :func:`agents.evaluation.evaluate`, which also gives up as soon as the bar is
-    out of reach. Where the gate already demands the bar, a full precheck would only play the
-    same episodes twice."""
+    NumPy check that aborts as soon as the threshold is out of reach; the agent's own ``act``
+    decides, through the shared :func:`agents.evaluation.evaluate`, which also gives up as soon
+    as the bar is out of reach. Where the gate already demands the bar (the pendulum's PPO), the
+    precheck would only play the same 20 episodes twice."""
 
     def __init__(self, settings: TrainingSettings, env_id: str) -> None:
         import gymnasium as gym
@@ -357,11 +358,11 @@ class SolveCheck:
                 record.get("agent_greedy_mean", -math.inf) >= settings.solve_threshold
                 for record in earlier
             )
-        recent = state.recent_scores(settings.gate_window)
+        recent = state.recent_scores(settings.gate_episodes)
         if (
             state.updates == 0
             or state.updates % settings.eval_every
-            or len(recent) < settings.gate_window
+            or len(recent) < settings.gate_episodes
             or np.mean(recent) < settings.eval_gate
         ):
             return False
@@ -370,9 +371,7 @@ class SolveCheck:
             from training.rollouts import greedy_mean, make_envs
 
             if self.envs is None:
-                self.envs = make_envs(
-                    self.env_id, settings.screen_episodes or settings.eval_episodes
-                )
+                self.envs = make_envs(self.env_id, settings.eval_episodes)
             quick, finished = greedy_mean(
                 self.envs,
                 algorithm.greedy_policy(),

@@ -134,7 +134,9 @@ class TrainingSettings:
     )
     #: The preset a command line gets without --preset, and what --help says of the presets.
     DEFAULT_PRESET: ClassVar[str] = "course"
-    PRESET_HELP: ClassVar[str] = COURSE_PRESET_HELP
+    PRESET_HELP: ClassVar[str] = (
+        COURSE_PRESET_HELP
+    )
 
     agent: str = setting("cartpole", "which task's agent: cartpole or pendulum", AGENT_NAMES, False)
     seed: int = setting(
@@ -246,17 +248,10 @@ class TrainingSettings:
         "before the agent's own greedy evaluation, a cheaper vectorised one that must pass first",
         needs=NEEDS_SOLVED,
     )
-    screen_episodes: int = setting(
-        0,
-        "episodes the vectorised precheck plays: the evaluation's first ones, with the same "
-        "seeds (0: all eval_episodes; fewer is cheaper where episodes are slow)",
-        bounds=NON_NEGATIVE,
-        needs=NEEDS_SOLVED,
-    )
     gate_episodes: int = setting(
-        0,
-        "training episodes whose mean score opens the evaluation gate (0: eval_episodes)",
-        bounds=NON_NEGATIVE,
+        presets.EVAL_EPISODES,
+        "training episodes whose mean score opens the evaluation gate",
+        bounds=COUNT,
         needs=NEEDS_SOLVED,
     )
     max_episodes: int = setting(
@@ -327,11 +322,6 @@ class TrainingSettings:
             if getattr(self, name) != value
         ]
         return " and ".join(missing) or None
-
-    @property
-    def gate_window(self) -> int:
-        """How many recent training episodes the evaluation gate averages."""
-        return self.gate_episodes or self.eval_episodes
 
     def make_algorithm(self, envs: Any) -> Any:
         """The algorithm the training loop drives (see ``training.loop.Algorithm``); a script
