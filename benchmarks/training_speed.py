@@ -96,16 +96,12 @@ def run_ours(script: str, agent: str, seed: int, budget: float) -> dict:
     }
 
 
-def run_sb3(python: str, agent: str, seed: int) -> dict:
-    """One Stable-Baselines3 run (benchmarks/sb3_ppo.py) under ``python``, timed the same way."""
+def timed_report(command: list[str], env: dict[str, str]) -> dict:
+    """Run a worker that prints a JSON report as its last line; add its wall time, measured
+    from outside (Python start-up and imports included)."""
     start, cpu = time.perf_counter(), children_cpu_seconds()
     output = subprocess.run(
-        [python, str(SB3_SCRIPT), "--agent", agent, "--seed", str(seed)],
-        cwd=ROOT,
-        env={key: value for key, value in ENV.items() if key != "PYTHONPATH"},
-        check=True,
-        capture_output=True,
-        text=True,
+        command, cwd=ROOT, env=env, check=True, capture_output=True, text=True
     ).stdout
     result = json.loads(output.strip().splitlines()[-1])
     result["wall"] = time.perf_counter() - start
@@ -118,6 +114,14 @@ def children_cpu_seconds() -> float:
     times stretch with the load while CPU time mostly does not, so both are reported."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def run_sb3(python: str, agent: str, seed: int) -> dict:
+    """One Stable-Baselines3 run (benchmarks/sb3_ppo.py) under ``python``, timed the same way."""
+    return timed_report(
+        [python, str(SB3_SCRIPT), "--agent", agent, "--seed", str(seed)],
+        {key: value for key, value in ENV.items() if key != "PYTHONPATH"},
+    )
 
 
 # --- the course's loop ---------------------------------------------------------------------
@@ -238,28 +242,8 @@ def course_worker(task: str, seed: int, cap: float) -> dict:
 
 
 def run_course(task: str, seed: int, cap: float) -> dict:
-    start = time.perf_counter()
-    output = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--course-worker",
-            "--agent",
-            task,
-            "--seeds",
-            str(seed),
-            "--cap",
-            str(cap),
-        ],
-        cwd=ROOT,
-        env=ENV,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result = json.loads(output.strip().splitlines()[-1])
-    result["wall"] = time.perf_counter() - start
-    return result
+    command = [sys.executable, __file__, "--course-worker", "--agent", task]
+    return timed_report([*command, "--seeds", str(seed), "--cap", str(cap)], ENV)
 
 
 # --- the report ----------------------------------------------------------------------------

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("MUJOCO_GL", "egl")
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+from training.environment import import_tensorflow_quietly
 
-import keras
-import numpy as np
-import pytest
+import_tensorflow_quietly()  # headless rendering and no TensorFlow start-up lines in the tests
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from agents import CartPoleAgent, InvertedPendulumAgent  # noqa: E402
 
 
 def cartpole_model(hidden: int = 16, seed: int = 0) -> keras.Model:
@@ -73,3 +75,19 @@ def course_pendulum_model() -> keras.Model:
 def observations() -> np.ndarray:
     """1,000 random observations spread wider than the tasks' usual range."""
     return np.random.default_rng(7).normal(scale=1.5, size=(1000, 4))
+
+
+@pytest.fixture
+def pendulum_weights(tmp_path: Path) -> Path:
+    """A small pendulum agent saved as weights/pendulum under the test's folder."""
+    prefix = tmp_path / "weights" / "pendulum"
+    InvertedPendulumAgent(pendulum_model(), seed=1).save(prefix)
+    return prefix
+
+
+@pytest.fixture
+def cartpole_weights(tmp_path: Path) -> Path:
+    """A small CartPole agent saved as weights/cartpole under the test's folder."""
+    prefix = tmp_path / "weights" / "cartpole"
+    CartPoleAgent(cartpole_model(), seed=1).save(prefix)
+    return prefix

@@ -16,21 +16,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import cartpole_model, pendulum_model
+from conftest import cartpole_model
 from test_submit import QUICK
 
-from agents import CartPoleAgent, InvertedPendulumAgent
+from agents import CartPoleAgent
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: How long a test waits for a submission to reach the stage it interrupts.
 STAGE_TIMEOUT_SECONDS = 120
-
-
-@pytest.fixture
-def pendulum_weights(tmp_path: Path) -> Path:
-    prefix = tmp_path / "weights" / "pendulum"
-    InvertedPendulumAgent(pendulum_model(), seed=1).save(prefix)
-    return prefix
 
 
 @pytest.fixture

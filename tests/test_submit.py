@@ -16,10 +16,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import cartpole_model, course_pendulum_model, pendulum_model
+from conftest import course_pendulum_model
 
 import submit
-from agents import CartPoleAgent, InvertedPendulumAgent
 from agents import numpy_forward as numpy_forward_module
 from agents.agent_files import read_config, sha256_of
 from submission import bundle as bundle_module
@@ -28,20 +27,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Where the score and speed are not the point: few episodes, no score bar, and a latency limit
 #: that a loaded machine cannot trip (the default limit is tested by the shipped-weights test).
 QUICK = ["--episodes", "2", "--min-score", "0", "--max-p99-us", "1e6"]
-
-
-@pytest.fixture
-def pendulum_weights(tmp_path: Path) -> Path:
-    prefix = tmp_path / "weights" / "pendulum"
-    InvertedPendulumAgent(pendulum_model(), seed=1).save(prefix)
-    return prefix
-
-
-@pytest.fixture
-def cartpole_weights(tmp_path: Path) -> Path:
-    prefix = tmp_path / "weights" / "cartpole"
-    CartPoleAgent(cartpole_model(), seed=1).save(prefix)
-    return prefix
 
 
 def run_submit(*args: str | Path) -> tuple[int, dict]:

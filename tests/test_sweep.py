@@ -653,6 +653,8 @@ def test_sigterm_stops_the_sweep_and_keeps_what_ran(tmp_path: Path) -> None:
 
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "training.sweep", "--agent", "cartpole", "--seeds", "2"]
+    # REINFORCE takes longer to solve than the 2 s this test trains (PPO may not).
+    command += ["--script", "reinforce_normalised"]
     command += ["--grid", "max_episodes=1000000", "--max-seconds", "120"]
     command += ["--address", "local", "--cpus", "2", "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -122,7 +122,9 @@ def head(tmp_path_factory) -> Iterator[Head]:
 def sweep(address: str, out: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     """A 2-seed sweep with a tiny budget, run as its own command from the repository."""
     command = [sys.executable, "-m", "training.sweep", "--agent", "cartpole", "--seeds", "2"]
-    command += ["--grid", "max_episodes=32", "--address", address, "--out", str(out)]
+    # An episodic script stops at exactly --max-episodes (PPO's rollouts overshoot it).
+    command += ["--script", "reinforce_normalised", "--grid", "max_episodes=32"]
+    command += ["--address", address, "--out", str(out)]
     return subprocess.run(
         command,
         cwd=ROOT,

@@ -49,6 +49,7 @@ def run_dir(tmp_path_factory) -> Path:
         episodes_per_update=4,
         max_episodes=24,
         eval_episodes=4,
+        gate_episodes=4,
         eval_gate=0.0,
         runs_dir=str(runs),
         progress_bar=False,

@@ -390,7 +390,8 @@ def test_a_huge_learning_rate_exits_3_with_one_line(tmp_path, capsys) -> None:
 # --- greedy figures ------------------------------------------------------------------------
 def test_final_line_and_summary_name_the_greedy_figure_that_decided(tmp_path, capsys) -> None:
     argv = tiny(tmp_path, "--preset", "fast", "--solve-threshold", "5", "--eval-episodes", "2")
-    status, out, err = run_main(reinforce, [*argv, "--eval-gate", "0"], capsys)
+    argv += ["--gate-episodes", "2", "--eval-gate", "0"]
+    status, out, err = run_main(reinforce, argv, capsys)
     assert status == 0 and err == ""
     run = only_run(tmp_path)
     evaluations = json.loads((run / "summary.json").read_text())["evaluations"]

@@ -246,7 +246,6 @@ class TrainingSettings:
     vectorised_precheck: bool = setting(
         True,
         "before the agent's own greedy evaluation, a cheaper vectorised one that must pass first",
-        needs=NEEDS_SOLVED,
     )
     gate_episodes: int = setting(
         presets.EVAL_EPISODES,
