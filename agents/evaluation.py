@@ -8,7 +8,7 @@ way the evaluator does: one `act(observation, info)` call per step on the raw ob
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -103,6 +103,12 @@ def collect_observations(agent: ActingAgent, env_id: str, count: int, seed: int)
     return observations
 
 
+def best_reachable_mean(returns: Sequence[float], episodes: int, max_score: float) -> float:
+    """The highest mean over `episodes` still possible after `returns`, counting every episode
+    still to play at `max_score` (one point a step up to the time limit, on both tasks)."""
+    return (sum(returns) + (episodes - len(returns)) * max_score) / episodes
+
+
 def evaluate(
     agent: ActingAgent,
     env_id: str,
@@ -151,8 +157,8 @@ def evaluate(
             returns.append(float(info["episode"]["r"]))
             lengths.append(int(info["episode"]["l"]))
             if give_up_below is not None:
-                best_rest = (episodes - len(returns)) * env.spec.max_episode_steps
-                if (sum(returns) + best_rest) / episodes < give_up_below:
+                reachable = best_reachable_mean(returns, episodes, env.spec.max_episode_steps)
+                if reachable < give_up_below:
                     break
     finally:
         env.close()

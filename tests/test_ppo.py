@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import tensorflow as tf
+from test_training_scripts import only_run
 
 from agents import AGENT_CLASSES
 from training import networks, ppo
@@ -211,11 +212,6 @@ def tiny(runs_dir: Path, agent: str, *extra: str) -> list[str]:
         "--no-progress-bar",
         *extra,
     ]
-
-
-def only_run(runs_dir: Path) -> Path:
-    (run,) = list(runs_dir.iterdir())
-    return run
 
 
 def read_rows(run: Path, drop: tuple[str, ...] = ("wall_time",)) -> list[dict[str, str]]:

@@ -383,7 +383,7 @@ class SolveCheck:
             state.evaluations.append(self._record(state, figure, quick))
             if not finished or quick < settings.solve_threshold:
                 return False
-        from agents.evaluation import evaluate
+        from agents.evaluation import best_reachable_mean, evaluate
 
         result = evaluate(
             make_agent(),
@@ -393,10 +393,9 @@ class SolveCheck:
             give_up_below=settings.solve_threshold,
         )
         if result.episodes < settings.eval_episodes:  # gave up: the bar is out of reach
-            bound = (
-                sum(result.returns)
-                + (settings.eval_episodes - result.episodes) * self.max_episode_steps
-            ) / settings.eval_episodes
+            bound = best_reachable_mean(
+                result.returns, settings.eval_episodes, self.max_episode_steps
+            )
             state.evaluations.append(self._record(state, "agent_greedy_upper_bound", bound))
             return False
         state.evaluations.append(self._record(state, "agent_greedy_mean", result.mean))
