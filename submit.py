@@ -30,7 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from training.environment import set_quiet_environment
+from training.startup import set_quiet_environment
 from training.tasks import AGENT_NAMES, TASKS
 
 set_quiet_environment()
@@ -133,7 +133,7 @@ def keras_check(agent: Any) -> str:
     import numpy as np
 
     from agents.numpy_forward import KERAS_TOLERANCE
-    from training.environment import import_tensorflow_quietly
+    from training.startup import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     import keras
@@ -235,7 +235,7 @@ def build(args: argparse.Namespace, checks: list[dict[str, Any]]) -> Path:
         write_manifest,
         write_reproducible_zip,
     )
-    from training.loop import deferred_interrupt
+    from training.exits import deferred_interrupt
 
     agent_name = args.agent
     agent_class = AGENT_CLASSES[agent_name]

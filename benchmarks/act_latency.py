@@ -32,7 +32,7 @@ import numpy as np
 from agents import AGENT_CLASSES
 from agents.agent_files import agent_paths
 from agents.evaluation import collect_observations
-from training.environment import import_tensorflow_quietly
+from training.startup import import_tensorflow_quietly
 from training.tasks import TASKS
 
 DEFAULT_STEPS = 3000

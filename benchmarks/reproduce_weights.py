@@ -21,7 +21,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from training.environment import import_tensorflow_quietly  # noqa: E402
+from training.startup import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()  # comparing weights reads them through Keras
 

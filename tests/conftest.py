@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.environment import import_tensorflow_quietly
+from training.startup import import_tensorflow_quietly
 
 import_tensorflow_quietly()  # headless rendering and no TensorFlow start-up lines in the tests
 

@@ -16,20 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from agents import AGENT_CLASSES, AgentFileError
-from training.loop import (
+from training.exits import (
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
-    Terminated,
+    EXIT_RECORDING_FAILED,
+    EXIT_USAGE,
+    OneLineParser,
     describe_error,
+    stop_status,
     terminate_as_interrupt,
 )
-from training.settings import EXIT_USAGE, OneLineParser
 
-__all__ = ["EXIT_FAILED", "EXIT_USAGE", "OneLineParser"]
-
-#: `tools.evaluate --record`: the scores are printed, the videos could not be written.
-EXIT_RECORDING_FAILED = 4
+__all__ = ["EXIT_FAILED", "EXIT_RECORDING_FAILED", "EXIT_USAGE", "OneLineParser"]
 WEIGHTS_FIX = "pass the prefix of a saved agent (PREFIX.keras + PREFIX.config, from Agent.save)"
 
 
@@ -74,10 +71,9 @@ def run_command(name: str, body: Callable[[], int], debug: bool, stopped: str = 
         with terminate_as_interrupt():
             return body()
     except KeyboardInterrupt as stop:
-        terminated = isinstance(stop, Terminated)
-        signal_name = "SIGTERM" if terminated else "Ctrl-C"
+        signal_name, status = stop_status(stop)
         print(f"{name}: stopped by {signal_name}{stopped}", file=sys.stderr)
-        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        return status
     except (CommandError, OSError) as error:
         if debug:
             raise

@@ -35,7 +35,7 @@ from tools.command import (
     load_agent,
     run_command,
 )
-from training.environment import set_quiet_environment
+from training.startup import set_quiet_environment
 from training.tasks import AGENT_NAMES, TASKS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

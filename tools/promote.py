@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from training.environment import set_quiet_environment
+from training.startup import set_quiet_environment
 
 set_quiet_environment()
 

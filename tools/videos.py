@@ -28,8 +28,8 @@ from PIL import Image, ImageDraw
 from agents import AGENT_CLASSES
 from agents.evaluation import evaluate
 from tools.command import check_output_folders, command_parser, load_agent, run_command
-from training.environment import set_quiet_environment
 from training.runs import early_and_later
+from training.startup import set_quiet_environment
 from training.tasks import AGENT_NAMES, TASKS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ one core: task facts (tasks), presets, settings, returns, distributions, network
 rollouts, the update steps (algorithm), one training loop and the run folder (runs).
 """
 
-from training.environment import set_quiet_environment
+from training.startup import set_quiet_environment
 
 # Before NumPy loads (OpenBLAS reads its thread count then) and before TensorFlow does. The
 # display is left alone: whoever imports this may want a real window.

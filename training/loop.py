@@ -19,13 +19,10 @@ the scripts: 0 the run ended by its stop rule or a budget; 1 an error outside th
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import shlex
-import signal
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,16 +32,23 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from training.settings import EXIT_USAGE, TrainingSettings, as_flag, field_metadata
+from training.exits import (
+    EXIT_DIVERGED,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    Terminated,
+    deferred_interrupt,
+    describe_error,
+    terminate_as_interrupt,
+)
+from training.settings import TrainingSettings, as_flag, field_metadata
 from training.tasks import TASKS
 
 #: Called after every update with Trainer.progress(); a sweep reports through it.
 UpdateCallback = Callable[[dict[str, Any]], None]
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse training resets
-EXIT_FAILED = 1  # an error outside the command line, e.g. a file that cannot be written
-EXIT_DIVERGED = 3  # a loss, gradient or weight became NaN or infinite
-EXIT_INTERRUPTED = 130  # the shell's convention for a run ended by Ctrl-C (128 + SIGINT)
-EXIT_TERMINATED = 143  # and by SIGTERM (128 + SIGTERM): timeout, docker stop, job schedulers
 PROBES = 64  # observations the policy's outputs are checked on when an agent refuses it
 #: Stop reasons that leave no final agent (a stopped run resumes; diverged weights are dropped).
 UNFINISHED = frozenset({"interrupted", "terminated", "diverged"})
@@ -149,10 +153,6 @@ def evaluation_figure(record: dict[str, Any]) -> tuple[str, float]:
     return name, float(record[name])
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, which ends a run as Ctrl-C does (with its own exit status)."""
-
-
 class DivergenceError(Exception):
     """Update ``update`` left a loss, the weights or the policy's outputs not finite."""
 
@@ -163,47 +163,6 @@ class DivergenceError(Exception):
 
 class TrainingError(Exception):
     """A user's mistake found once training has started (one line, no traceback)."""
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt():
-    """Make SIGTERM raise :class:`Terminated` inside the block, so it saves like Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def deferred_interrupt(reraise: bool = True):
-    """Hold Ctrl-C and SIGTERM until the block ends, so an update and its bookkeeping (or the
-    final save) happen together; then raise the first of them (unless ``reraise`` is off)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = {
-        number: signal.signal(number, lambda number, frame: received.append(number))
-        for number in STOP_SIGNALS
-    }
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-    if received and reraise:
-        raise Terminated if received[0] == signal.SIGTERM else KeyboardInterrupt
 
 
 def non_finite_figures(losses: dict[str, float]) -> str | None:
@@ -426,7 +385,7 @@ class Trainer:
         command: str | None = None,
         on_update: UpdateCallback | None = None,
     ) -> None:
-        from training.environment import import_tensorflow_quietly
+        from training.startup import import_tensorflow_quietly
 
         import_tensorflow_quietly()
         from training.seeding import seed_everything
@@ -735,11 +694,3 @@ def runs_dir_problem(settings: TrainingSettings) -> str | None:
             "pick a folder you can write to"
         )
     return None
-
-
-def describe_error(error: BaseException) -> str:
-    """An error as one line: an OSError's path and reason, otherwise its message."""
-    if isinstance(error, OSError) and error.strerror:
-        where = f"{error.filename}: " if error.filename else ""
-        return f"{where}{error.strerror}"
-    return str(error)

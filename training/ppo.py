@@ -165,6 +165,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from training.environment import exit_now
+    from training.startup import exit_now
 
     exit_now(main())

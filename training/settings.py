@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from training import presets
+from training.exits import OneLineParser
 from training.tasks import AGENT_NAMES, TASKS
 
 STANDARDISE_CHOICES = ("none", "episode", "batch")
@@ -33,7 +34,6 @@ COURSE_PRESET_HELP = (
     "comments and code disagree on the scale; the model saved at an early stop is always the "
     "actor); fast: the settings that train fastest"
 )
-EXIT_USAGE = 2  # argparse's status for a mistake on the command line
 #: Settings that only act with another setting's value (flag given without it: refused).
 NEEDS_BASELINE = {"baseline": True}
 NEEDS_SOLVED = {"stop": "solved"}
@@ -422,17 +422,6 @@ class Command:
     settings: TrainingSettings
     resume: Path | None
     debug: bool = False
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose mistakes are one line naming the flag (not the whole usage), exit 2."""
-
-    def __init__(self, *args: Any, name: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.name = name
-
-    def error(self, message: str) -> typing.NoReturn:
-        self.exit(EXIT_USAGE, f"{self.name}: error: {message}\n")
 
 
 def as_flag(name: str, value: Any) -> str:

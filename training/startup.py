@@ -1,4 +1,4 @@
-"""The process environment every command sets before heavy imports: quiet and headless.
+"""How every command starts: quiet and headless, before the heavy imports.
 
 TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL`` when it loads, MuJoCo reads ``MUJOCO_GL`` and pygame
 ``SDL_VIDEODRIVER`` when they first render, and OpenBLAS its thread count when NumPy loads, so
