@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from agents.numpy_forward import keras_arrays, plan_of_keras_model
+from training.rollouts import NumpyForward
 
 #: Layer i's initialiser seed is ``seed + i * seed_step``; 0 is the course (every layer seed 42).
 #: The default keeps the per-layer seeds for callers that do not choose.
@@ -120,30 +120,6 @@ def build_critic(
     layers = [_hidden(units, seed + i * seed_step, f"hidden_{i}") for i, units in enumerate(hidden)]
     layers.append(_output(1, seed + len(hidden) * seed_step, "value"))
     return keras.Sequential([keras.Input((observation_size,)), *layers], name="critic")
-
-
-class NumpyForward:
-    """A NumPy copy of a policy for sampling: ``refresh()`` after each update, then call it.
-
-    It is the agents' own forward pass (one implementation for acting and for rollouts): the
-    model's config is read once here, and each refresh only copies the current arrays out.
-    Categorical models return logits (n, actions); Gaussian ones (mean, log_std).
-    """
-
-    def __init__(self, model: keras.Model) -> None:
-        self.model = model
-        self._plan = plan_of_keras_model(model)
-        self._read_arrays = keras_arrays(model, self._plan)
-        outputs = len(self._plan.output_names)
-        self.outputs = 0 if outputs == 1 else tuple(range(outputs))
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Re-read the weights (they change with every update)."""
-        self._forward = self._plan.bind(self._read_arrays(), self.outputs)
-
-    def __call__(self, observations: np.ndarray):
-        return self._forward(np.asarray(observations, dtype=np.float32))
 
 
 #: PPO's initialisation (as in the PPO paper and Stable-Baselines3): orthogonal kernels with

@@ -11,16 +11,41 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
+from agents.numpy_forward import keras_arrays, plan_of_keras_model
 from training.distributions import distribution_for
-from training.networks import NumpyForward
 
 # policy(observations, rng) -> (actions for env.step, actions to learn from)
 Policy = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+class NumpyForward:
+    """A NumPy copy of a policy for sampling: ``refresh()`` after each update, then call it.
+
+    It is the agents' own forward pass (one implementation for acting and for rollouts): the
+    model's config is read once here, and each refresh only copies the current arrays out.
+    Categorical models return logits (n, actions); Gaussian ones (mean, log_std).
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._plan = plan_of_keras_model(model)
+        self._read_arrays = keras_arrays(model, self._plan)
+        outputs = len(self._plan.output_names)
+        self.outputs = 0 if outputs == 1 else tuple(range(outputs))
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the weights (they change with every update)."""
+        self._forward = self._plan.bind(self._read_arrays(), self.outputs)
+
+    def __call__(self, observations: np.ndarray):
+        return self._forward(np.asarray(observations, dtype=np.float32))
 
 
 def make_envs(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
