@@ -30,8 +30,6 @@ from typing import Any
 
 import numpy as np
 
-from training.settings import TrainingSettings
-
 PROGRESS_COLUMNS = (
     "episode",
     "update",
@@ -178,10 +176,12 @@ class RunFolder:
         self._evaluations_logged = 0  # evaluation records already written as scalars
 
     @classmethod
-    def create(cls, settings: TrainingSettings) -> RunFolder:
-        """A new, uniquely named folder under ``settings.runs_dir`` holding settings.json."""
+    def create(
+        cls, runs_dir: Path, name: str, settings_json: dict[str, Any], tensorboard: bool
+    ) -> RunFolder:
+        """A new, uniquely named folder ``{runs_dir}/{name}-{timestamp}`` holding settings.json."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = Path(settings.runs_dir) / f"{settings.SCRIPT}-seed{settings.seed}-{stamp}"
+        base = Path(runs_dir) / f"{name}-{stamp}"
         for suffix in range(1, MAX_SAME_SECOND_RUNS + 1):
             path = base if suffix == 1 else base.with_name(f"{base.name}-{suffix}")
             try:
@@ -191,9 +191,14 @@ class RunFolder:
                 continue
         else:
             raise FileExistsError(f"{base}: {MAX_SAME_SECOND_RUNS} runs started this second")
-        run = cls(path, tensorboard=settings.tensorboard)
-        run.write_json("settings.json", settings.to_json())
+        run = cls(path, tensorboard=tensorboard)
+        run.write_json("settings.json", settings_json)
         return run
+
+    @classmethod
+    def open(cls, path: Path, tensorboard: bool) -> RunFolder:
+        """The existing run folder ``path``, to continue it (``--resume``)."""
+        return cls(path, tensorboard=tensorboard)
 
     def record_command(self, command: str) -> None:
         """Append the command line that started (or resumed) the run to command.txt."""
