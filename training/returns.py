@@ -1,4 +1,6 @@
-"""Discounted returns and standardisation over padded batches of episodes."""
+"""Returns: discounted returns, per-step discounts, standardisation and GAE, over padded
+batches of episodes or fixed-length rollouts (pure functions, tested against hand-worked
+values)."""
 
 from __future__ import annotations
 
@@ -48,6 +50,23 @@ def standardise(values, mask=None, axis=None, epsilon: float = EPSILON):
     mean = ops.sum(values * mask, axis=axis, keepdims=True) / count
     variance = ops.sum(ops.square(values - mean) * mask, axis=axis, keepdims=True) / count
     return (values - mean) / (ops.sqrt(variance) + epsilon) * mask
+
+
+def tail_discounts(
+    lengths: np.ndarray, bootstrap: np.ndarray, horizon: int, gamma: float
+) -> np.ndarray:
+    """gamma^(L-t) on the steps of episodes to bootstrap (length L), zeros elsewhere."""
+    steps_left = lengths[:, None] - np.arange(horizon)[None, :]
+    discounts = np.where(steps_left > 0, gamma ** np.maximum(steps_left, 0), 0.0)
+    return (discounts * bootstrap[:, None]).astype(np.float32)
+
+
+def step_discounts(mask: np.ndarray, gamma: float, discount_weighting: bool) -> np.ndarray:
+    """gamma^t per step (the course's weighting), or ones; zero on padding."""
+    if not discount_weighting:
+        return mask.astype(np.float32)
+    powers = gamma ** np.arange(mask.shape[1], dtype=np.float64)
+    return (powers[None, :] * mask).astype(np.float32)
 
 
 def gae_advantages(
