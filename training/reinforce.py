@@ -1,36 +1,390 @@
-"""Variant 1: REINFORCE on CartPole-v1.
+"""REINFORCE on CartPole-v1: the course's variants 1-4 as one algorithm.
 
-python -m training.reinforce                  # the course (its flaws fixed: see --help)
-python -m training.reinforce --preset fast    # vectorised, solves in seconds
+python -m training.reinforce                  # variant 1 as the course runs it
+python -m training.reinforce --preset fast    # 16 environments at once: solves in seconds
 
-The algorithm lives in the shared core: training.rollouts collects episodes,
-training.returns computes G_t, training.algorithm holds the loss and the update,
-training.loop runs it; training.presets holds the numbers.
+Variants 2-4 are this algorithm with other settings (see VARIANTS below), runnable under their
+own names: ``training.reinforce_baseline``, ``training.reinforce_baseline_lr`` and
+``training.reinforce_normalised``. One update, read top to bottom in this file:
+
+1. collect ``episodes_per_update`` complete episodes with the current policy;
+2. G_t = r_t + gamma G_{t+1} per episode (``training.returns``);
+3. with ``--baseline``: ``critic_steps`` Huber steps of the critic V(s) towards G_t;
+4. one actor step on ``-sum_t gamma^t A_t log pi(a_t | s_t)`` with A_t = G_t, or
+   G_t - V(s_t) (V as it was while acting), optionally standardised.
+
+With one episode per update this is exactly the course's per-episode update; with a batch of
+B episodes their losses are summed (or averaged).
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from training.presets import PRESETS
-from training.settings import TrainingSettings
+import numpy as np
+
+from training.loop import UpdateOutcome, run_script
+from training.settings import (
+    Count,
+    Layers,
+    NonNegative,
+    Positive,
+    RunSettings,
+    Script,
+    SettingError,
+)
 
 
+# --- settings -------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ReinforceSettings(TrainingSettings):
-    """REINFORCE on CartPole: policy 4 -> 128 ReLU -> 2 softmax, lr 3e-4, one step per
-    episode on -sum_t gamma^t G_t log pi(a_t|s_t); stops at running reward > 300 (the mean
-    of a zero-filled 30-episode window) or 1000 episodes; checkpoints 199, 399, ... and at
-    the stop. The fast preset standardises G_t over a batch of 16 episodes (a batch-mean
-    baseline) and drops the gamma^t factor."""
+class ReinforceSettings(RunSettings):
+    """REINFORCE on CartPole (variant 1 by default): policy 4 -> 128 ReLU -> 2 softmax, Adam
+    3e-4 with clipnorm 1, one step per episode on -sum_t gamma^t G_t log pi(a_t|s_t); stops at
+    a running reward above 300 (a zero-filled 30-episode window) or after 1000 episodes; a
+    checkpoint every 200 episodes. At an early stop it saves the actor (the course's baseline
+    variant saves another model there)."""
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS["reinforce"]
-    SCRIPT: ClassVar[str] = "reinforce"
+    DIVERGENCE_SUSPECTS: ClassVar[tuple[str, ...]] = (
+        "actor_learning_rate",
+        "critic_learning_rate",
+        "gamma",
+        "clipnorm",
+    )
+
+    agent: Literal["cartpole"] = "cartpole"
+    """the task: REINFORCE here is the course's CartPole practice"""
+    actor_hidden: Layers = (128,)
+    """hidden layer sizes of the policy"""
+    actor_learning_rate: Positive = 3e-4
+    """Adam learning rate of the policy"""
+    clipnorm: Positive = 1.0
+    """Adam clipnorm (per-variable gradient norm cap)"""
+    episodes_per_update: Count = 1
+    """complete episodes in each update"""
+    discount_weighting: bool = True
+    """multiply step t's term by gamma^t (the course's loss)"""
+    batch_reduction: Literal["sum", "mean"] = "sum"
+    """combine the episodes' losses by their sum or their mean"""
+    standardise: Literal["none", "episode", "batch"] = "none"
+    """standardise the actor's weights A_t within each episode, over the batch, or not"""
+    entropy_coef: NonNegative = 0.0
+    """entropy bonus coefficient (0: none, as the course)"""
+    baseline: bool = False
+    """learn a critic V(s) and weight by G_t - V(s_t) (variants 2-4)"""
+    critic_hidden: Layers = (128,)
+    """with --baseline: hidden layer sizes of the critic"""
+    critic_learning_rate: Positive = 3e-4
+    """with --baseline: Adam learning rate of the critic"""
+    critic_steps: Count = 1
+    """with --baseline: critic steps per update, before the actor step"""
+    bootstrap_truncated: bool = False
+    """with --baseline: add gamma^(T-t) V(s_T) to the returns of episodes cut by the time limit"""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.bootstrap_truncated and not self.baseline:
+            raise SettingError("bootstrap_truncated", "needs --baseline")
+
+
+#: What each course variant changes from variant 1 (the defaults above).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "reinforce": {},
+    "reinforce_baseline": {"baseline": True},
+    "reinforce_baseline_lr": {
+        "baseline": True,
+        "actor_learning_rate": 3e-5,
+        "critic_learning_rate": 1e-4,
+    },
+    "reinforce_normalised": {
+        "baseline": True,
+        "actor_learning_rate": 3e-5,
+        "critic_learning_rate": 1e-4,
+        "critic_steps": 10,
+        "standardise": "episode",
+    },
+}
+#: The fast preset: batches of 16 episodes from 16 environments, weights standardised over
+#: the batch (a batch-mean baseline), no gamma^t factor, a larger learning rate; stops when a
+#: greedy evaluation solves CartPole. Per-layer seeds (layer i: seed + i, the critic's
+#: seed + 100 + i), a running reward over the episodes seen so far and checkpoints named by
+#: episodes trained (a batch rarely ends on a multiple of 200).
+FAST: dict[str, Any] = {
+    "layer_seed_step": 1,
+    "critic_seed_offset": 100,
+    "running_reward_from_zeros": False,
+    "checkpoint_names": "episode",
+    "num_envs": 16,
+    "episodes_per_update": 16,
+    "actor_learning_rate": 3e-3,
+    "standardise": "batch",
+    "discount_weighting": False,
+    "batch_reduction": "mean",
+    "stop": "solved",
+    "eval_gate": 450.0,
+    "max_episodes": 20_000,
+    "max_seconds": 120.0,
+    "checkpoint_every": 1000,
+}
+#: Each variant's fast preset keeps its lesson: variant 2's critic learns at the actor's rate;
+#: variant 3's critic learns faster than its actor (3.3x, as the course's 1e-4 against 3e-5);
+#: variant 4 adds its ten critic steps.
+FAST_VARIANTS: dict[str, dict[str, Any]] = {
+    "reinforce": FAST,
+    "reinforce_baseline": {**FAST, "baseline": True, "critic_learning_rate": 3e-3},
+    "reinforce_baseline_lr": {**FAST, "baseline": True, "critic_learning_rate": 1e-2},
+    "reinforce_normalised": {
+        **FAST,
+        "baseline": True,
+        "critic_learning_rate": 1e-2,
+        "critic_steps": 10,
+    },
+}
+
+
+# --- networks -------------------------------------------------------------------------------
+def dense(units: int, seed: int, name: str, hidden: bool) -> Any:
+    """The course's layers: He-normal ReLU hidden layers, Glorot-normal linear outputs."""
+    import keras
+
+    if hidden:
+        initializer = keras.initializers.HeNormal(seed=seed)
+        return keras.layers.Dense(units, "relu", name=name, kernel_initializer=initializer)
+    initializer = keras.initializers.GlorotNormal(seed=seed)
+    return keras.layers.Dense(units, name=name, kernel_initializer=initializer)
+
+
+def mlp(inputs: int, hidden: tuple[int, ...], outputs: int, seed: int, step: int, name: str):
+    """inputs -> ReLU layers -> ``outputs`` linear units; layer i seeded seed + i * step."""
+    import keras
+
+    layers = [dense(units, seed + i * step, f"hidden_{i}", True) for i, units in enumerate(hidden)]
+    last = "logits" if name == "policy_logits" else "value"
+    layers.append(dense(outputs, seed + len(hidden) * step, last, False))
+    return keras.Sequential([keras.Input((inputs,)), *layers], name=name)
+
+
+def with_softmax(logits_model: Any) -> Any:
+    """The agent's model: the policy's (shared) layers followed by a softmax."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input((logits_model.input_shape[-1],)),
+            *logits_model.layers,
+            keras.layers.Activation("softmax", name="probabilities"),
+        ],
+        name="policy",
+    )
+
+
+# --- loss -----------------------------------------------------------------------------------
+def huber(targets, predictions, mask):
+    """Keras' Huber loss (delta 1), averaged over the real steps only."""
+    from keras import ops
+
+    error = ops.abs(targets - predictions)
+    quadratic = ops.minimum(error, 1.0)
+    per_step = 0.5 * ops.square(quadratic) + (error - quadratic)
+    return ops.sum(per_step * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def per_step(model: Any, observations):
+    """``model`` on every step of a (B, T, obs) batch, reshaped to (B, T, outputs)."""
+    from keras import ops
+
+    batch, horizon = ops.shape(observations)[0], ops.shape(observations)[1]
+    outputs = model(ops.reshape(observations, (-1, ops.shape(observations)[-1])), training=True)
+    return ops.reshape(outputs, (batch, horizon, ops.shape(outputs)[-1]))
+
+
+def actor_loss(log_probabilities, entropies, advantages, discounts, mask, settings):
+    """-sum_t discount_t (A_t log pi(a_t|s_t) + entropy_coef H_t), summed over the episodes
+    (or averaged); the entropy bonus is reduced like the policy-gradient term."""
+    from keras import ops
+
+    terms = advantages * log_probabilities + settings.entropy_coef * entropies
+    loss = -ops.sum(discounts * terms * mask)
+    if settings.batch_reduction == "mean":
+        loss = loss / ops.cast(ops.shape(mask)[0], "float32")
+    return loss
+
+
+# --- the update -----------------------------------------------------------------------------
+class Reinforce:
+    """What the loop drives: the networks, their optimisers, and the compiled update."""
+
+    def __init__(self, settings: ReinforceSettings, envs: Any) -> None:
+        import keras
+        import tensorflow as tf
+
+        from training.distributions import distribution_for
+        from training.rollouts import NumpyForward, make_policy
+
+        self.settings = settings
+        self.envs = envs
+        space = envs.single_action_space
+        size = envs.single_observation_space.shape[0]
+        self.distribution = distribution_for(space)
+        step = settings.layer_seed_step
+        actions = int(space.n)
+        self.actor = mlp(size, settings.actor_hidden, actions, settings.seed, step, "policy_logits")
+        self.exported = with_softmax(self.actor)
+        self.actor_optimizer = keras.optimizers.Adam(
+            settings.actor_learning_rate, clipnorm=settings.clipnorm
+        )
+        self.actor_optimizer.build(self.actor.trainable_variables)
+        self.critic = self.critic_optimizer = None
+        if settings.baseline:
+            critic_seed = settings.seed + settings.critic_seed_offset
+            self.critic = mlp(size, settings.critic_hidden, 1, critic_seed, step, "critic")
+            self.critic_optimizer = keras.optimizers.Adam(
+                settings.critic_learning_rate, clipnorm=settings.clipnorm
+            )
+            self.critic_optimizer.build(self.critic.trainable_variables)
+        self.forward = NumpyForward(self.actor)
+        self.policy = make_policy(self.forward, space)
+        self.greedy = make_policy(self.forward, space, greedy=True)
+        steps = tf.TensorSpec([None, None], tf.float32)
+        self.update = tf.function(
+            self.update_step,
+            input_signature=[
+                tf.TensorSpec([None, None, size], tf.float32),  # observations (B, T, obs)
+                tf.TensorSpec([None, None], tf.int32),  # actions
+                steps,  # returns G_t
+                steps,  # discounts gamma^t (or 1)
+                steps,  # mask: 1 on real steps
+                tf.TensorSpec([None, size], tf.float32),  # each episode's final observation
+                steps,  # gamma^(T-t) where an episode is bootstrapped, else 0
+            ],
+            reduce_retracing=True,
+        )
+
+    def update_step(self, observations, actions, returns, discounts, mask, finals, tails):
+        """The critic's steps, then the actor's: the whole update as one graph."""
+        import tensorflow as tf
+        from keras import ops
+
+        from training.returns import standardise
+
+        values = None
+        critic_loss = critic_norm = tf.constant(0.0)
+        if self.critic is not None:
+            values = per_step(self.critic, observations)[..., 0]  # V while acting
+            final_values = self.critic(finals, training=True)[:, 0]
+            returns = returns + ops.stop_gradient(tails * final_values[:, None])
+            for _ in range(self.settings.critic_steps):
+                with tf.GradientTape() as tape:
+                    predictions = per_step(self.critic, observations)[..., 0]
+                    critic_loss = huber(returns, predictions, mask)
+                variables = self.critic.trainable_variables
+                gradients = tape.gradient(critic_loss, variables)
+                critic_norm += tf.linalg.global_norm(gradients)  # a NaN anywhere shows
+                self.critic_optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        advantages = returns if values is None else returns - values
+        if self.settings.standardise != "none":
+            axis = -1 if self.settings.standardise == "episode" else None
+            advantages = standardise(advantages, mask, axis=axis)
+        advantages = ops.stop_gradient(advantages * mask)
+        with tf.GradientTape() as tape:
+            policy = self.distribution.from_outputs(per_step(self.actor, observations))
+            entropies = policy.entropy()
+            loss = actor_loss(
+                policy.log_prob(actions), entropies, advantages, discounts, mask, self.settings
+            )
+        variables = self.actor.trainable_variables
+        gradients = tape.gradient(loss, variables)
+        actor_norm = tf.linalg.global_norm(gradients)
+        self.actor_optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        entropy = ops.sum(entropies * mask) / ops.maximum(ops.sum(mask), 1.0)
+        return loss, critic_loss, entropy, actor_norm, critic_norm
+
+    # --- what the loop calls ----------------------------------------------------------------
+    def collect(self, rng: np.random.Generator, reset_seed: int) -> Any:
+        from training.rollouts import collect
+
+        self.forward.refresh()
+        return collect(self.envs, self.policy, self.settings.episodes_per_update, rng, reset_seed)
+
+    def learn(self, batch: Any) -> UpdateOutcome:
+        from training.returns import discounted_returns, step_discounts, tail_discounts
+
+        settings = self.settings
+        bootstrap = batch.truncated & settings.bootstrap_truncated
+        loss, critic_loss, entropy, actor_norm, critic_norm = self.update(
+            batch.observations,
+            batch.actions,
+            discounted_returns(batch.rewards, settings.gamma, batch.mask).astype(np.float32),
+            step_discounts(batch.mask, settings.gamma, settings.discount_weighting),
+            batch.mask,
+            batch.final_observations,
+            tail_discounts(batch.lengths, bootstrap, batch.mask.shape[1], settings.gamma),
+        )
+        losses = {
+            "actor_loss": float(loss),
+            "entropy": float(entropy),
+            "actor_gradient_norm": float(actor_norm),
+        }
+        if self.critic is not None:
+            losses["critic_loss"] = float(critic_loss)
+            losses["critic_gradient_norm"] = float(critic_norm) / settings.critic_steps
+        return UpdateOutcome(
+            batch.scores, batch.lengths, losses, batch.env_steps, batch.trained_steps
+        )
+
+    def greedy_policy(self) -> Any:
+        self.forward.refresh()
+        return self.greedy
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Weights and optimiser slots, as plain arrays (the resume state loads without
+        pickle)."""
+        arrays: dict[str, np.ndarray] = {}
+        for prefix, model, optimizer in self.parts():
+            for i, variable in enumerate(model.weights):
+                arrays[f"{prefix}/weight_{i:03d}"] = np.asarray(variable.numpy())
+            for i, variable in enumerate(optimizer.variables):
+                arrays[f"{prefix}/optimizer_{i:03d}"] = np.asarray(variable.numpy())
+        return arrays
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        for prefix, model, optimizer in self.parts():
+            for i, variable in enumerate(model.weights):
+                variable.assign(arrays[f"{prefix}/weight_{i:03d}"])
+            for i, variable in enumerate(optimizer.variables):
+                variable.assign(arrays[f"{prefix}/optimizer_{i:03d}"])
+
+    def parts(self) -> list[tuple[str, Any, Any]]:
+        parts = [("actor", self.actor, self.actor_optimizer)]
+        if self.critic is not None:
+            parts.append(("critic", self.critic, self.critic_optimizer))
+        return parts
+
+
+# --- the command line -----------------------------------------------------------------------
+def search_space() -> dict[str, Any]:
+    """What a sweep searches by default (Ray Tune distributions)."""
+    from ray import tune
+
+    return {
+        "actor_learning_rate": tune.loguniform(3e-4, 3e-2),
+        "critic_learning_rate": tune.loguniform(1e-3, 1e-1),
+        "episodes_per_update": tune.choice([16, 32, 64]),
+    }
+
+
+def variant(name: str, description: str | None = None) -> Script:
+    """The course variant ``name`` (a key of VARIANTS) as a script: its course and fast
+    presets."""
+    presets = {"course": VARIANTS[name], "fast": FAST_VARIANTS[name]}
+    return Script(name, ReinforceSettings, Reinforce, presets, "course", search_space, description)
+
+
+SCRIPT = variant("reinforce", __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.loop import run_script
-
-    return run_script(ReinforceSettings, argv)
+    return run_script(SCRIPT, argv)
 
 
 if __name__ == "__main__":

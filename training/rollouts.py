@@ -210,37 +210,6 @@ def _to_batch(
     )
 
 
-def greedy_mean(
-    envs: gym.vector.VectorEnv,
-    policy: Policy,
-    threshold: float,
-    max_reward_per_episode: float,
-    seed: int,
-) -> tuple[float, bool]:
-    """Mean score of one greedy episode per environment, or an upper bound on it once the
-    threshold is out of reach (so a failing check stops early).
-
-    Assumes rewards of at most 1 a step, true for both tasks: an unfinished episode can still
-    gain ``max_reward_per_episode`` minus its length. Returns (mean or bound, finished).
-    """
-    num_envs = envs.num_envs
-    observations, _ = envs.reset(seed=seed)
-    totals = np.zeros(num_envs)
-    lengths = np.zeros(num_envs)
-    running = np.ones(num_envs, dtype=bool)
-    rng = np.random.default_rng(seed)
-    while running.any():
-        actions, _ = policy(observations, rng)
-        observations, rewards, terminated, truncated, _ = envs.step(actions)
-        totals += rewards * running
-        lengths += running
-        running &= ~(terminated | truncated)
-        best = totals + np.where(running, max_reward_per_episode - lengths, 0.0)
-        if best.mean() < threshold:
-            return float(best.mean()), False
-    return float(totals.mean()), True
-
-
 @dataclass
 class Rollout:
     """``steps`` consecutive steps of every environment, time-major (T, N, ...).

@@ -14,21 +14,36 @@ Layout of ``runs/<script>-seed<seed>-<timestamp>/``::
     resume_state.npz         weights, optimiser state and counters for ``--resume`` (no pickle)
     learning_curve.png       reward per episode and running reward
     summary.json             how the run ended, steps per second, evaluations
+    .lock                    the writer's lock (one writer at a time; see run_safety)
 """
 
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
-import math
-import os
 import re
-import socket
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# The loop, sweeps and tools import the run folder's errors and checks from here.
+from training.run_safety import (
+    DamagedRunFileError,
+    FolderLock,
+    RunFolderHeldError,  # noqa: F401 - re-exported
+    atomic_write,
+    check_newest_checkpoint,
+    held_by,  # noqa: F401 - re-exported
+    kept_progress_rows,
+    read_settings_json,  # noqa: F401 - re-exported
+    remove_leftovers,
+)
+from training.run_scalars import ScalarWriter
 
 PROGRESS_COLUMNS = (
     "episode",
@@ -45,6 +60,7 @@ PROGRESS_COLUMNS = (
 #: Runs of one script and seed started in the same second get -2, -3, ... suffixes.
 MAX_SAME_SECOND_RUNS = 1000
 STATE_FILE = "resume_state.npz"
+NPZ_MAGIC = b"PK\x03\x04"  # an npz is a zip archive
 COUNTER_PREFIX = "counter/"
 CHECKPOINT_FOLDER = "checkpoints"
 _COURSE_NAME = re.compile(r"\d+")
@@ -94,55 +110,6 @@ SCALAR_COLUMNS = tuple(column for column in PROGRESS_COLUMNS if column != "episo
 EVALUATION_POSITION_KEYS = frozenset({"update", "episode", "wall_time"})
 
 
-class ScalarWriter:
-    """TensorBoard scalars in an event file of the run folder, one event per step.
-
-    ``tf.summary.scalar`` needs the tensorboard package and costs about 140 us a value (one
-    eager op each); building the same Event protos and writing them through TensorFlow's
-    record writer costs about 2 us a value (benchmarks/tensorboard_overhead.py), so logging
-    every episode stays cheap.
-    """
-
-    def __init__(self, folder: Path, first_step: int) -> None:
-        import tensorflow as tf
-        from tensorflow.core.framework import summary_pb2
-        from tensorflow.core.util import event_pb2
-
-        self._event_pb2 = event_pb2
-        self._summary_pb2 = summary_pb2
-        # Nanoseconds in the name: TensorBoard reads a folder's files in name order, so a
-        # resumed run's file must sort after the files it continues.
-        name = f"events.out.tfevents.{time.time_ns()}.{socket.gethostname()}"
-        self.path = Path(folder) / name
-        self._writer = tf.io.TFRecordWriter(str(self.path))
-        self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
-        if first_step > 1:
-            # A resumed run: TensorBoard drops the steps >= first_step that older files hold
-            # (rows a killed run logged after its last saved state), as progress.csv does.
-            start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
-            self._write(event_pb2.Event(wall_time=time.time(), step=first_step, session_log=start))
-
-    def write(self, step: int, values: dict[str, float]) -> None:
-        """One event at ``step`` holding every finite value under its tag."""
-        summary = self._summary_pb2.Summary(
-            value=[
-                self._summary_pb2.Summary.Value(tag=tag, simple_value=value)
-                for tag, value in values.items()
-                if math.isfinite(value)
-            ]
-        )
-        self._write(self._event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
-
-    def _write(self, event: Any) -> None:
-        self._writer.write(event.SerializeToString())
-
-    def flush(self) -> None:
-        self._writer.flush()
-
-    def close(self) -> None:
-        self._writer.close()
-
-
 def resume_problem(path: Path) -> str | None:
     """Why the folder ``path`` cannot be resumed (as the end of a one-line error), or None."""
     path = Path(path)
@@ -161,7 +128,12 @@ def resume_problem(path: Path) -> str | None:
 
 
 class RunFolder:
-    """One run's folder; every write is either append-only or atomic (temp file + rename)."""
+    """One run's folder; every write is either append-only or atomic (temp file + rename).
+
+    A writer gets one from :meth:`create` or :meth:`open`, which take the folder's lock for
+    the object's lifetime (until :meth:`close`, or the process ends): a second writer is
+    refused with :class:`RunFolderHeldError`. Built directly, it reads and writes without the lock.
+    """
 
     def __init__(self, path: Path, tensorboard: bool = False) -> None:
         self.path = Path(path)
@@ -174,12 +146,16 @@ class RunFolder:
         self._last_speed_point = (0.0, 0.0)  # (env_steps, wall_time) of the last logged row
         self._first_step = 1  # the first episode this session logs
         self._evaluations_logged = 0  # evaluation records already written as scalars
+        self._lock: FolderLock | None = None
+        #: One line to show the user when the lock was taken over from a killed holder.
+        self.notice: str | None = None
 
     @classmethod
     def create(
         cls, runs_dir: Path, name: str, settings_json: dict[str, Any], tensorboard: bool
     ) -> RunFolder:
-        """A new, uniquely named folder ``{runs_dir}/{name}-{timestamp}`` holding settings.json."""
+        """A new, uniquely named folder ``{runs_dir}/{name}-{timestamp}`` holding
+        settings.json, locked for this writer."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = Path(runs_dir) / f"{name}-{stamp}"
         for suffix in range(1, MAX_SAME_SECOND_RUNS + 1):
@@ -192,13 +168,35 @@ class RunFolder:
         else:
             raise FileExistsError(f"{base}: {MAX_SAME_SECOND_RUNS} runs started this second")
         run = cls(path, tensorboard=tensorboard)
-        run.write_json("settings.json", settings_json)
+        run._take_lock()
+        try:
+            run.write_json("settings.json", settings_json)
+        except BaseException:
+            run.close()
+            raise
         return run
 
     @classmethod
     def open(cls, path: Path, tensorboard: bool) -> RunFolder:
-        """The existing run folder ``path``, to continue it (``--resume``)."""
-        return cls(path, tensorboard=tensorboard)
+        """The existing run folder ``path``, locked for this writer, to continue it
+        (``--resume``); RunFolderHeldError at once if another writer holds it. Temporary files a
+        killed writer left are removed."""
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(errno.ENOENT, "no such run folder", str(path))
+        run = cls(path, tensorboard=tensorboard)
+        run._take_lock()
+        remove_leftovers(run.path, run.checkpoints)
+        return run
+
+    def _take_lock(self) -> None:
+        self._lock = FolderLock(self.path)
+        self.notice = self._lock.notice
+
+    @property
+    def locked(self) -> bool:
+        """Whether this object holds the folder's lock."""
+        return self._lock is not None and self._lock.held
 
     def record_command(self, command: str) -> None:
         """Append the command line that started (or resumed) the run to command.txt."""
@@ -206,29 +204,25 @@ class RunFolder:
             stream.write(command + "\n")
 
     def write_json(self, name: str, data: dict[str, Any]) -> None:
-        self._atomic_write(self.path / name, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-    @staticmethod
-    def _atomic_write(path: Path, text: str) -> None:
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(text)
-        os.replace(temporary, path)
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        atomic_write(self.path / name, lambda stream: stream.write(text.encode()))
 
     # --- progress.csv ----------------------------------------------------------------------
     def open_progress(self, keep_episodes: int = 0) -> None:
         """Open the CSV (and with ``tensorboard`` a new event file) for appending, first
         dropping rows after ``keep_episodes`` (rows a killed run wrote after its last saved
-        state)."""
-        rows = self.read_progress() if self.progress_path.exists() else []
-        kept = [row for row in rows if int(row["episode"]) <= keep_episodes]
-        with self.progress_path.open("w", newline="") as stream:
-            writer = csv.DictWriter(stream, PROGRESS_COLUMNS)
-            writer.writeheader()
-            writer.writerows(kept)
+        state); DamagedRunFileError if the rows up to it are not episodes 1 to ``keep_episodes``."""
+        kept = kept_progress_rows(self.progress_path, PROGRESS_COLUMNS, keep_episodes)
+        text = io.StringIO()
+        writer = csv.writer(text)
+        writer.writerow(PROGRESS_COLUMNS)
+        writer.writerows(kept)
+        atomic_write(self.progress_path, lambda stream: stream.write(text.getvalue().encode()))
         self._progress_file = self.progress_path.open("a", newline="")
         self._writer = csv.DictWriter(self._progress_file, PROGRESS_COLUMNS)
         if kept:
-            self._last_speed_point = (float(kept[-1]["env_steps"]), float(kept[-1]["wall_time"]))
+            last = dict(zip(PROGRESS_COLUMNS, kept[-1], strict=True))
+            self._last_speed_point = (float(last["env_steps"]), float(last["wall_time"]))
         self._first_step = keep_episodes + 1
         if self.tensorboard:
             self._scalars = ScalarWriter(self.path, self._first_step)
@@ -275,13 +269,26 @@ class RunFolder:
         with self.progress_path.open(newline="") as stream:
             return list(csv.DictReader(stream))
 
-    def close(self) -> None:
+    def close_progress(self) -> None:
+        """Close progress.csv and the event file; the lock stays (summary and plot follow)."""
         if self._progress_file is not None:
             self._progress_file.close()
             self._progress_file = None
         if self._scalars is not None:
             self._scalars.close()
             self._scalars = None
+
+    def close(self) -> None:
+        """Close the logs and release the folder's lock (safe to call twice)."""
+        self.close_progress()
+        if self._lock is not None:
+            self._lock.release()
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # --- agents and resume state -------------------------------------------------------------
     def checkpoint_prefix(self, episodes: int, naming: str) -> Path:
@@ -296,20 +303,55 @@ class RunFolder:
         return self.path / STATE_FILE
 
     def save_state(self, arrays: dict[str, np.ndarray], counters: dict[str, float]) -> None:
+        """Write the resume state atomically: a failed write keeps the previous one."""
         payload = {**arrays, **{COUNTER_PREFIX + k: np.asarray(v) for k, v in counters.items()}}
-        temporary = self.path / f".{STATE_FILE}.tmp.npz"
-        np.savez(temporary, **payload)
-        os.replace(temporary, self.path / STATE_FILE)
+        atomic_write(self.state_path, lambda stream: np.savez(stream, **payload))
 
     def load_state(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        with np.load(self.path / STATE_FILE, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files if not k.startswith(COUNTER_PREFIX)}
-            counters = {
-                k[len(COUNTER_PREFIX) :]: data[k]
-                for k in data.files
-                if k.startswith(COUNTER_PREFIX)
-            }
+        """The algorithm's arrays and the loop's counters; DamagedRunFileError if the file is
+        missing, cut short or not a resume state."""
+        advice = self._state_advice()
+        try:
+            if self.state_path.read_bytes()[:4] != NPZ_MAGIC:
+                raise DamagedRunFileError(self.state_path, "damaged: not an npz archive", advice)
+            with np.load(self.state_path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files if not k.startswith(COUNTER_PREFIX)}
+                counters = {
+                    k[len(COUNTER_PREFIX) :]: data[k]
+                    for k in data.files
+                    if k.startswith(COUNTER_PREFIX)
+                }
+        except FileNotFoundError:
+            raise DamagedRunFileError(self.state_path, "missing", advice) from None
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+            if isinstance(error, DamagedRunFileError):
+                raise
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            problem = f"damaged or incomplete ({str(reason).split('. ')[0]})"
+            raise DamagedRunFileError(self.state_path, problem, advice) from error
+        if not counters:
+            raise DamagedRunFileError(self.state_path, "damaged: it holds no counters", advice)
         return arrays, counters
+
+    def _state_advice(self) -> str:
+        found = checkpoints_of(self.path)
+        kept = f"; its last checkpoint, {found[-1][1]}, is an agent as it is" if found else ""
+        return f"the run cannot continue: start a new run{kept}"
+
+    def check_latest_checkpoint(self, agent_class: Any) -> Path | None:
+        """Load the newest checkpoint with ``agent_class.load`` (what resuming builds on);
+        DamagedRunFileError if half of its pair is missing or it does not load. Returns its
+        prefix, or None when the run has no checkpoint yet."""
+        return check_newest_checkpoint(
+            self.checkpoints, checkpoint_episodes, agent_class, self._checkpoint_advice
+        )
+
+    def _checkpoint_advice(self, prefix: Path) -> str:
+        return (
+            f"delete {prefix.name}.keras and {prefix.name}.config from {self.checkpoints} and "
+            "resume again (the resume state is intact, and the run saves its next checkpoint "
+            "from it), or start a new run"
+        )
 
     # --- learning curve ----------------------------------------------------------------------
     def plot_learning_curve(self, title: str, threshold: float | None = None) -> Path:
@@ -334,6 +376,6 @@ class RunFolder:
         axes.legend(loc="upper left")
         figure.tight_layout()
         path = self.path / "learning_curve.png"
-        figure.savefig(path, dpi=100)
+        atomic_write(path, lambda stream: figure.savefig(stream, format="png", dpi=100))
         plt.close(figure)
         return path

@@ -1,0 +1,262 @@
+"""The record of a run: its counters and scores (what ``--resume`` restores), what one update
+did, and how the run ended (summary.json)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from training.exits import EXIT_DIVERGED, Terminated, stop_status
+
+if TYPE_CHECKING:
+    from training.settings import RunSettings
+
+PROBES = 64  # observations the policy's outputs are checked on when an agent refuses it
+#: Stop reasons that leave no final agent (a stopped run resumes; diverged weights are dropped).
+UNFINISHED = frozenset({"interrupted", "terminated", "diverged"})
+#: Loss columns every progress row has (an algorithm may report more; progress() shows all).
+LOSS_COLUMNS = ("actor_loss", "critic_loss", "entropy")
+
+
+@dataclass
+class UpdateOutcome:
+    """What one update did: the episodes that ended during it, its losses and its steps."""
+
+    scores: np.ndarray  # total reward of each episode that ended during the update
+    lengths: np.ndarray  # their lengths
+    losses: dict[str, float]
+    env_steps: int  # every environment step taken
+    trained_steps: int  # the steps whose transitions the update learned from
+
+
+@dataclass
+class TrainingResult:
+    """How a run ended; also written to summary.json."""
+
+    run_dir: Path
+    stop_reason: str
+    episodes: int
+    updates: int
+    env_steps: int
+    trained_steps: int
+    train_seconds: float
+    running_reward: float
+    solved: bool
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    #: Why the run diverged (stop reason "diverged"): the update, what and what to suspect.
+    divergence: str | None = None
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.env_steps / self.train_seconds if self.train_seconds > 0 else 0.0
+
+    @property
+    def saved_final(self) -> bool:
+        """Whether the run saved final.{keras,config}: not when stopped by a signal, nor when
+        it diverged."""
+        return self.stop_reason not in UNFINISHED
+
+    @property
+    def greedy_figure(self) -> tuple[str, float] | None:
+        """The latest greedy evaluation's figure (its name and value); when the run solved,
+        the agent's greedy mean that decided it."""
+        return evaluation_figure(self.evaluations[-1]) if self.evaluations else None
+
+    def report(self, name: str, eval_episodes: int) -> int:
+        """Print how a run ended, in one line, and return its exit status."""
+        if self.stop_reason == "diverged":
+            print(f"{name}: error: {self.divergence}; run folder {self.run_dir}", file=sys.stderr)
+            return EXIT_DIVERGED
+        if self.stop_reason in UNFINISHED:
+            signal_name, status = stop_status(
+                Terminated() if self.stop_reason == "terminated" else KeyboardInterrupt()
+            )
+            print(
+                f"{name}: stopped by {signal_name} after {self.episodes} episodes; saved a "
+                f"checkpoint and the resume state; continue with: python -m training.{name} "
+                f"--resume {shlex.quote(str(self.run_dir))}"
+            )
+            return status
+        greedy = ""
+        if self.greedy_figure is not None:
+            figure, value = self.greedy_figure
+            greedy = f", {figure.replace('_', ' ')} {value:.1f} over {eval_episodes} episodes"
+        print(
+            f"{name}: {self.stop_reason} after {self.episodes} episodes, "
+            f"{self.updates} updates, {self.train_seconds:.1f} s of training "
+            f"({self.steps_per_second:,.0f} env steps/s){greedy}, running reward "
+            f"{self.running_reward:.1f}; run folder {self.run_dir}"
+        )
+        return 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "stop_reason": self.stop_reason,
+            "episodes": self.episodes,
+            "updates": self.updates,
+            "env_steps": self.env_steps,
+            "trained_steps": self.trained_steps,
+            "train_seconds": self.train_seconds,
+            "steps_per_second": self.steps_per_second,
+            "running_reward": self.running_reward,
+            "solved": self.solved,
+            "evaluations": self.evaluations,
+            "divergence": self.divergence,
+        }
+
+
+#: The figure an evaluation record holds, one per record, named for what it measured: the
+#: vectorised NumPy check's mean (or the upper bound it stopped at once the threshold was out
+#: of reach), then, if that passed, the mean of the agent's own ``act``.
+EVALUATION_FIGURES = (
+    "agent_greedy_mean",
+    "vectorised_greedy_mean",
+    "vectorised_greedy_upper_bound",
+)
+
+
+def evaluation_figure(record: dict[str, Any]) -> tuple[str, float]:
+    """The (name, value) of the one greedy figure of an evaluation record."""
+    (name,) = (name for name in EVALUATION_FIGURES if name in record)
+    return name, float(record[name])
+
+
+def update_seed(seed: int, update: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence([seed, update])
+
+
+def checkpoint_due(episodes: int, last_checkpoint: int, every: int) -> bool:
+    """Whether a run at ``episodes`` has passed a multiple of ``every`` since its last
+    checkpoint: with one episode per update, after episodes 200, 400, ... (the course's
+    ``(episode + 1) % 200 == 0`` with a zero-based episode)."""
+    return episodes // every > last_checkpoint // every
+
+
+# --- run state -------------------------------------------------------------------------------
+COUNTERS = ("episodes", "updates", "env_steps", "trained_steps", "last_checkpoint")
+
+
+class RunState:
+    """The counters and recent scores of a run: all of it is saved for ``--resume``."""
+
+    def __init__(self, settings: RunSettings) -> None:
+        self.settings = settings
+        self.episodes = self.updates = self.env_steps = self.trained_steps = 0
+        self.last_checkpoint = 0
+        self.scores: deque[float] = deque(
+            maxlen=max(settings.running_window, settings.gate_episodes)
+        )
+        self.evaluations: list[dict[str, Any]] = []
+        self.wall_before = 0.0  # training time of earlier sessions of this run
+        self._started: float | None = None
+
+    def start_clock(self) -> None:
+        self._started = time.perf_counter()
+
+    def wall_time(self) -> float:
+        running = 0.0 if self._started is None else time.perf_counter() - self._started
+        return self.wall_before + running
+
+    def running_reward(self) -> float:
+        """Mean of the last ``running_window`` scores; with ``running_reward_from_zeros`` the
+        window starts full of zeros, as the course's ring buffer
+        (``buffer[episode % 30] = score; running = mean(buffer)``)."""
+        window = list(self.scores)[-self.settings.running_window :]
+        if self.settings.running_reward_from_zeros:
+            return float(np.sum(window)) / self.settings.running_window
+        return float(np.mean(window)) if window else 0.0
+
+    def recent_scores(self, count: int) -> list[float]:
+        return list(self.scores)[-count:]
+
+    def record(self, outcome: UpdateOutcome) -> list[dict[str, Any]]:
+        """Count one update; returns its progress.csv rows, one per episode that ended."""
+        self.updates += 1
+        self.env_steps += outcome.env_steps
+        self.trained_steps += outcome.trained_steps
+        losses = {name: round(outcome.losses.get(name, 0.0), 6) for name in LOSS_COLUMNS}
+        rows = []
+        for score, length in zip(outcome.scores, outcome.lengths, strict=True):
+            self.episodes += 1
+            self.scores.append(float(score))
+            rows.append(
+                {
+                    "episode": self.episodes,
+                    "update": self.updates,
+                    "reward": float(score),
+                    "length": int(length),
+                    "running_reward": round(self.running_reward(), 6),
+                    **losses,
+                    "env_steps": self.env_steps,
+                    "wall_time": round(self.wall_time(), 4),
+                }
+            )
+        return rows
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            **{name: getattr(self, name) for name in COUNTERS},
+            "wall_time": self.wall_time(),
+            "scores": np.asarray(self.scores, dtype=np.float64),
+            # a string array: the resume state loads without pickle
+            "evaluations": np.asarray(json.dumps(self.evaluations)),
+        }
+
+    def restore(self, counters: dict[str, Any]) -> None:
+        for name in COUNTERS:
+            setattr(self, name, int(counters[name]))
+        self.wall_before = float(counters["wall_time"])
+        self.scores.extend(float(s) for s in counters["scores"])
+        if "evaluations" in counters:
+            self.evaluations = json.loads(str(counters["evaluations"]))
+
+
+# --- divergence: a loss, gradient, weight or output that is no longer finite -------------
+class DivergenceError(Exception):
+    """Update ``update`` left a loss, the weights or the policy's outputs not finite."""
+
+    def __init__(self, problem: str, update: int) -> None:
+        super().__init__(problem)
+        self.update = update
+
+
+def non_finite_figures(losses: dict[str, float]) -> str | None:
+    """Which of an update's figures (losses, gradient norms) are NaN or infinite, or None.
+    Checked after every update: it costs nothing."""
+    bad = [name for name, value in losses.items() if not math.isfinite(value)]
+    return ", ".join(f"{name} is {losses[name]}" for name in bad) or None
+
+
+def non_finite_arrays(arrays: dict[str, np.ndarray]) -> str | None:
+    """Which weights or optimiser slots are not finite, or None. Checked before anything is
+    saved (reading every array costs a few milliseconds, too much for every update)."""
+    bad = [
+        name
+        for name, array in arrays.items()
+        if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all()
+    ]
+    if not bad:
+        return None
+    return f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} not finite"
+
+
+def policy_outputs_finite(model: Any) -> bool:
+    """Whether ``model`` gives finite outputs on ordinary observations (standard normal, the
+    same spread the agents check at load)."""
+    import keras
+
+    size = model.inputs[0].shape[-1]
+    probes = np.random.default_rng(0).normal(scale=2.0, size=(PROBES, size)).astype(np.float32)
+    outputs = model(probes, training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return all(np.isfinite(keras.ops.convert_to_numpy(output)).all() for output in outputs)
