@@ -315,7 +315,7 @@ def kept_progress_rows(path: Path, columns: tuple[str, ...], keep: int) -> list[
         raise DamagedRunFileError(path, f"unreadable ({problem})", PROGRESS_ADVICE) from error
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
-        pass
+        lines.pop()  # the row being written when the run was killed
     rows = list(csv.reader(lines))
     if not rows or tuple(rows[0]) != columns:
         raise DamagedRunFileError(
