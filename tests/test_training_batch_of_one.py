@@ -2,8 +2,9 @@
 
 The course's per-episode computation is written out plainly here (its own networks from
 ``course_networks``, a Python loop for the returns, a GradientTape over the whole episode,
-tensorflow-probability for the Normal) and compared with ``training.algorithm`` on a fixed
-episode, our networks built with the course presets' seeds.
+tensorflow-probability for the Normal) and compared with the scripts' own losses and updates
+(``training.reinforce``, ``training.gaussian_actor_critic``) on a fixed episode, their
+networks built by the course presets.
 """
 
 from __future__ import annotations
@@ -19,19 +20,13 @@ from course_networks import (
     in_role_order,
 )
 
-from training import networks
-from training.algorithm import (
-    Learner,
-    actor_loss,
-    advantages_of,
-    policy_distribution,
-    step_discounts,
-)
-from training.distributions import Categorical, Gaussian
-from training.presets import CRITIC_SEED_OFFSET, GAMMA, LAYER_SEED_STEP, SEED
-from training.returns import discounted_returns
-from training.settings import TrainingSettings
+from training import gaussian_actor_critic, reinforce
+from training.distributions import Categorical
+from training.returns import discounted_returns, step_discounts
+from training.rollouts import make_envs
+from training.tasks import TASKS
 
+GAMMA = 0.99
 EPISODE_LENGTH = 23
 TOLERANCE = 1e-6
 
@@ -55,15 +50,27 @@ def course_returns(rewards, gamma=GAMMA):
     return np.array(returns, dtype=np.float32)
 
 
-def batched_gradients(actor, observations, actions, advantages, gaussian):
-    """Our loss on a batch holding this one episode (sum over the batch, gamma^t discounts)."""
+def course_algorithm(script, **changes):
+    """The script's algorithm with its course preset (one environment, as the course)."""
+    settings = script.preset("course", **changes)
+    return script.algorithm_class(settings, make_envs(TASKS[settings.agent].env_id, 1))
+
+
+def reinforce_gradients(algorithm, observations, actions, advantages):
+    """reinforce.py's actor loss on one episode, and its gradients."""
     mask = np.ones((1, EPISODE_LENGTH), dtype=np.float32)
     discounts = step_discounts(mask, GAMMA, True)
-    family = Gaussian if gaussian else Categorical
     with tf.GradientTape() as tape:
-        distribution = policy_distribution(actor, observations[None], family)
-        loss, _ = actor_loss(distribution, actions[None], advantages, discounts, mask, "sum")
-    return loss, tape.gradient(loss, actor.trainable_variables)
+        policy = Categorical.from_outputs(reinforce.per_step(algorithm.actor, observations[None]))
+        loss = reinforce.actor_loss(
+            policy.log_prob(actions[None]),
+            policy.entropy(),
+            advantages,
+            discounts,
+            mask,
+            algorithm.settings,
+        )
+    return loss, tape.gradient(loss, algorithm.actor.trainable_variables)
 
 
 def assert_gradients_equal(ours, course) -> None:
@@ -78,7 +85,7 @@ def assert_gradients_equal(ours, course) -> None:
 
 def test_reinforce_gradient_equals_course_episode_update() -> None:
     observations, actions, rewards = fixed_episode()
-    actor = networks.build_categorical_policy(4, (128,), 2, SEED, LAYER_SEED_STEP)
+    algorithm = course_algorithm(reinforce.SCRIPT)
     policy = course_cartpole_policy()
     returns = course_returns(rewards)
 
@@ -90,69 +97,88 @@ def test_reinforce_gradient_equals_course_episode_update() -> None:
     course = tape.gradient(course_loss, policy.trainable_variables)
 
     ours_returns = discounted_returns(rewards[None], GAMMA, np.ones((1, EPISODE_LENGTH)))
-    advantages = advantages_of(
-        tf.constant(ours_returns, tf.float32), None, tf.ones((1, EPISODE_LENGTH)), "none"
-    )
-    loss, ours = batched_gradients(actor, observations, actions, advantages, gaussian=False)
+    advantages = tf.constant(ours_returns, tf.float32)
+    loss, ours = reinforce_gradients(algorithm, observations, actions, advantages)
     np.testing.assert_allclose(float(loss), float(course_loss), rtol=TOLERANCE)
     assert_gradients_equal(ours, course)
 
 
-def test_gaussian_gradient_with_standardised_baseline_equals_course() -> None:
-    observations, actions, rewards = fixed_episode(gaussian=True)
-    actor = networks.build_gaussian_policy(4, (256, 256), 1, SEED, LAYER_SEED_STEP)
-    course_actor = course_pendulum_actor()
-    values = np.linspace(5.0, 1.0, EPISODE_LENGTH).astype(np.float32)  # V recorded while acting
-    returns = course_returns(rewards)
-    advantages = returns - values
-    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+def course_critic_steps(critic, observations, returns, learning_rate):
+    """The course's 10 critic steps: Keras' Huber loss, Adam with clipnorm 1."""
+    optimizer = keras.optimizers.Adam(learning_rate, clipnorm=1.0)
+    huber = keras.losses.Huber()
+    for _ in range(10):
+        with tf.GradientTape() as tape:
+            critic_loss = huber(returns[:, None], critic(observations))
+        gradients = tape.gradient(critic_loss, critic.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, critic.trainable_variables, strict=True))
 
+
+def course_standardised(returns, values):
+    advantages = returns - values
+    return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+
+def assert_weights_equal(ours: list, course: list) -> None:
+    for mine, theirs in zip(ours, course, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=TOLERANCE, atol=TOLERANCE)
+
+
+def test_gaussian_variant_full_update_equals_course() -> None:
+    """Variant 5: V recorded before the critic's 10 Huber steps, then one actor step on the
+    standardised weight with tensorflow-probability's Normal, both with Adam(clipnorm=1);
+    compare the weights afterwards."""
+    observations, actions, rewards = fixed_episode(gaussian=True)
+    course_actor, the_course_critic = course_pendulum_actor(), course_critic()
+    returns = course_returns(rewards)
+    values = the_course_critic(observations)[:, 0].numpy()  # recorded while acting
+    course_critic_steps(the_course_critic, observations, returns, 1e-4)
+    advantages = course_standardised(returns, values)
     with tf.GradientTape() as tape:
         mean, log_std = course_actor(observations)
         normal = tfp.distributions.Normal(mean[:, 0], tf.exp(log_std[:, 0]))
         discounts = tf.pow(GAMMA, tf.range(EPISODE_LENGTH, dtype=tf.float32))
         course_loss = -tf.reduce_sum(discounts * advantages * normal.log_prob(actions[:, 0]))
-    course = in_role_order(
-        course_actor, tape.gradient(course_loss, course_actor.trainable_variables)
+    variables = course_actor.trainable_variables
+    gradients = tape.gradient(course_loss, variables)
+    keras.optimizers.Adam(3e-5, clipnorm=1.0).apply_gradients(
+        zip(gradients, variables, strict=True)
     )
 
-    mask = tf.ones((1, EPISODE_LENGTH))
-    ours_advantages = advantages_of(
-        tf.constant(returns[None]), tf.constant(values[None]), mask, "episode"
+    algorithm = course_algorithm(gaussian_actor_critic.SCRIPT)
+    mask = np.ones((1, EPISODE_LENGTH), dtype=np.float32)
+    loss, *_ = algorithm.update(
+        observations[None],
+        actions[None],
+        discounted_returns(rewards[None], GAMMA, mask).astype(np.float32),
+        step_discounts(mask, GAMMA, True),
+        mask,
+        np.zeros((1, 4), np.float32),
+        np.zeros_like(mask),
     )
-    loss, ours = batched_gradients(actor, observations, actions, ours_advantages, gaussian=True)
     np.testing.assert_allclose(float(loss), float(course_loss), rtol=1e-5)
-    assert_gradients_equal(ours, course)
+    assert_weights_equal(
+        algorithm.actor.get_weights(), in_role_order(course_actor, course_actor.get_weights())
+    )
+    assert_weights_equal(algorithm.critic.get_weights(), the_course_critic.get_weights())
+    assert not np.allclose(
+        algorithm.actor.get_weights()[0], course_pendulum_actor().get_weights()[0]
+    )
 
 
 def test_normalised_variant_full_update_equals_course() -> None:
     """Variant 4: V recorded before the critic's 10 Huber steps, then one actor step on the
     standardised weight, both with Adam(clipnorm=1); compare the weights afterwards."""
     observations, actions, rewards = fixed_episode()
-    settings = TrainingSettings(
-        baseline=True,
-        critic_steps=10,
-        standardise="episode",
-        actor_learning_rate=3e-5,
-        critic_learning_rate=1e-4,
-    )
-    actor = networks.build_categorical_policy(4, (128,), 2, SEED, LAYER_SEED_STEP)
-    critic = networks.build_critic(4, (128,), SEED + CRITIC_SEED_OFFSET, LAYER_SEED_STEP)
+    from training import reinforce_normalised
+
+    algorithm = course_algorithm(reinforce_normalised.SCRIPT)
     course_policy, the_course_critic = course_cartpole_policy(), course_critic()
 
     returns = course_returns(rewards)
     values = the_course_critic(observations)[:, 0].numpy()  # recorded while acting
-    critic_optimizer = keras.optimizers.Adam(1e-4, clipnorm=1.0)
-    huber = keras.losses.Huber()
-    for _ in range(10):
-        with tf.GradientTape() as tape:
-            critic_loss = huber(returns[:, None], the_course_critic(observations))
-        gradients = tape.gradient(critic_loss, the_course_critic.trainable_variables)
-        critic_optimizer.apply_gradients(
-            zip(gradients, the_course_critic.trainable_variables, strict=True)
-        )
-    advantages = returns - values
-    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    course_critic_steps(the_course_critic, observations, returns, 1e-4)
+    advantages = course_standardised(returns, values)
     actor_optimizer = keras.optimizers.Adam(3e-5, clipnorm=1.0)
     with tf.GradientTape() as tape:
         probabilities = course_policy(observations)
@@ -162,16 +188,18 @@ def test_normalised_variant_full_update_equals_course() -> None:
     gradients = tape.gradient(loss, course_policy.trainable_variables)
     actor_optimizer.apply_gradients(zip(gradients, course_policy.trainable_variables, strict=True))
 
-    learner = Learner(settings, actor, critic, Categorical)
     mask = np.ones((1, EPISODE_LENGTH), dtype=np.float32)
-    learner.update(
+    algorithm.update(
         observations[None],
         actions[None],
-        discounted_returns(rewards[None], GAMMA, mask),
+        discounted_returns(rewards[None], GAMMA, mask).astype(np.float32),
         step_discounts(mask, GAMMA, True),
         mask,
+        np.zeros((1, 4), np.float32),
+        np.zeros_like(mask),
     )
-    for model, reference in ((actor, course_policy), (critic, the_course_critic)):
-        for mine, theirs in zip(model.get_weights(), reference.get_weights(), strict=True):
-            np.testing.assert_allclose(mine, theirs, rtol=TOLERANCE, atol=TOLERANCE)
-    assert not np.allclose(actor.get_weights()[0], course_cartpole_policy().get_weights()[0])
+    assert_weights_equal(algorithm.actor.get_weights(), course_policy.get_weights())
+    assert_weights_equal(algorithm.critic.get_weights(), the_course_critic.get_weights())
+    assert not np.allclose(
+        algorithm.actor.get_weights()[0], course_cartpole_policy().get_weights()[0]
+    )

@@ -8,16 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training import networks
-from training.algorithm import Learner, huber, tail_discounts
-from training.distributions import Categorical
-from training.rollouts import (
-    collect,
-    greedy_mean,
-    make_envs,
-    make_policy,
-)
-from training.settings import TrainingSettings
+from training import gaussian_actor_critic, reinforce
+from training.returns import tail_discounts
+from training.rollouts import NumpyForward, collect, make_envs, make_policy
+from training.solve_check import greedy_mean
 
 
 def test_tail_discounts_by_hand() -> None:
@@ -27,25 +21,25 @@ def test_tail_discounts_by_hand() -> None:
 
 def test_numpy_forward_matches_keras() -> None:
     observations = np.random.default_rng(0).normal(size=(9, 4)).astype(np.float32)
-    policy = networks.build_categorical_policy(4, (32, 16), 2, seed=1)
+    policy = reinforce.mlp(4, (32, 16), 2, 1, 1, "policy_logits")
     np.testing.assert_allclose(
-        networks.NumpyForward(policy)(observations),
+        NumpyForward(policy)(observations),
         policy(observations).numpy(),
         rtol=1e-5,
         atol=1e-5,
     )
-    gaussian = networks.build_gaussian_policy(4, (32,), 1, seed=1)
+    gaussian = gaussian_actor_critic.gaussian_policy(4, (32,), 1, 1, 1)
     for mine, theirs in zip(
-        networks.NumpyForward(gaussian)(observations), gaussian(observations), strict=True
+        NumpyForward(gaussian)(observations), gaussian(observations), strict=True
     ):
         np.testing.assert_allclose(mine, theirs.numpy(), rtol=1e-5, atol=1e-5)
-    exported = networks.export_categorical_policy(policy)
+    exported = reinforce.with_softmax(policy)
     np.testing.assert_allclose(exported(observations).numpy().sum(axis=1), 1.0, rtol=1e-6)
 
 
 def test_collect_returns_complete_episodes() -> None:
     envs = make_envs("CartPole-v1", 3)
-    forward = networks.NumpyForward(networks.build_categorical_policy(4, (8,), 2, seed=0))
+    forward = NumpyForward(reinforce.mlp(4, (8,), 2, 0, 1, "policy_logits"))
     policy = make_policy(forward, envs.single_action_space)
     batch = collect(envs, policy, 7, np.random.default_rng(0), 5)
     assert len(batch.lengths) == len(batch.scores) == 7
@@ -111,10 +105,9 @@ def test_learn_clipped_actions_scores_what_the_environment_received() -> None:
 def test_pendulum_presets_choose_which_action_the_loss_scores(preset: str) -> None:
     """The course preset's rollouts learn from the clipped action, the fast preset's from the
     unclipped sample; a policy at mean 3, sigma e puts about half its samples past the bound."""
-    from training.gaussian_actor_critic import GaussianActorCriticSettings
-
-    settings = GaussianActorCriticSettings.preset(preset, num_envs=1)
-    algorithm = settings.make_algorithm(make_envs("InvertedPendulum-v5", 1))
+    script = gaussian_actor_critic.SCRIPT
+    settings = script.preset(preset, num_envs=1)
+    algorithm = script.algorithm_class(settings, make_envs("InvertedPendulum-v5", 1))
     for head in ("mean_tanh", "log_std_tanh"):  # tanh(10) = 1: mean 3, log sigma 1
         algorithm.actor.get_layer(head).bias.assign(np.array([10.0], dtype=np.float32))
     algorithm.forward.refresh()
@@ -133,15 +126,16 @@ def test_collect_refuses_same_step_autoreset() -> None:
         vectorization_mode="sync",
         vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
     )
-    forward = networks.NumpyForward(networks.build_categorical_policy(4, (8,), 2, seed=0))
+    forward = NumpyForward(reinforce.mlp(4, (8,), 2, 0, 1, "policy_logits"))
     with pytest.raises(ValueError, match="next-step autoreset"):
-        collect(envs, make_policy(forward, envs.single_action_space), 2,
-                np.random.default_rng(0), 1)
+        collect(
+            envs, make_policy(forward, envs.single_action_space), 2, np.random.default_rng(0), 1
+        )
 
 
 def test_greedy_mean_gives_up_early_with_an_upper_bound() -> None:
     envs = make_envs("CartPole-v1", 4)
-    forward = networks.NumpyForward(networks.build_categorical_policy(4, (8,), 2, seed=0))
+    forward = NumpyForward(reinforce.mlp(4, (8,), 2, 0, 1, "policy_logits"))
     policy = make_policy(forward, envs.single_action_space, greedy=True)
     full, finished = greedy_mean(envs, policy, 0.0, 500, seed=3)
     assert finished and 0 < full < 500
@@ -152,9 +146,11 @@ def test_greedy_mean_gives_up_early_with_an_upper_bound() -> None:
 def test_truncated_episodes_bootstrap_the_critic_target() -> None:
     """With one critic step the reported critic loss is Huber(G + gamma^(T-t) V(s_T), V(s_t))
     under the critic as it was before the step."""
-    settings = TrainingSettings(baseline=True, critic_steps=1)
-    actor = networks.build_categorical_policy(4, (8,), 2, seed=0)
-    critic = networks.build_critic(4, (8,), seed=1)
+    settings = reinforce.ReinforceSettings(
+        baseline=True, critic_steps=1, actor_hidden=(8,), critic_hidden=(8,), critic_seed_offset=1
+    )
+    algorithm = reinforce.Reinforce(settings, make_envs("CartPole-v1", 1))
+    critic = algorithm.critic
     rng = np.random.default_rng(2)
     observations = rng.normal(size=(1, 5, 4)).astype(np.float32)
     final = rng.normal(size=(1, 4)).astype(np.float32)
@@ -163,13 +159,14 @@ def test_truncated_episodes_bootstrap_the_critic_target() -> None:
     tails = tail_discounts(np.array([5]), np.array([True]), 5, 0.99)
     values = critic(observations[0]).numpy()[:, 0]
     targets = returns[0] + tails[0] * critic(final).numpy()[0, 0]
+    huber = reinforce.huber
     expected = float(huber(tf.constant(targets), tf.constant(values), tf.ones(5)))
     assert (
         abs(expected - float(huber(tf.constant(returns[0]), tf.constant(values), tf.ones(5))))
         > 1e-3
     )  # the bootstrap matters here
-    losses = Learner(settings, actor, critic, Categorical).update(
+    _, critic_loss, *_ = algorithm.update(
         observations, np.zeros((1, 5), np.int32), returns, mask, mask, final, tails
     )
-    np.testing.assert_allclose(losses["critic_loss"], expected, rtol=1e-5)
+    np.testing.assert_allclose(float(critic_loss), expected, rtol=1e-5)
     assert keras.ops.all(keras.ops.isfinite(critic.weights[0]))
