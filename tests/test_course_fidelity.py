@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -25,24 +23,18 @@ from course_networks import (
 from agents import AGENT_CLASSES
 from training import (
     gaussian_actor_critic,
-    networks,
     reinforce,
     reinforce_baseline,
     reinforce_baseline_lr,
     reinforce_normalised,
 )
-from training.loop import RunState, Trainer, UpdateOutcome, checkpoint_due
+from training.loop import train
 from training.rollouts import make_envs
+from training.run_state import RunState, UpdateOutcome, checkpoint_due
 from training.runs import early_and_later
+from training.settings import Script
 from training.tasks import TASKS
 
-SCRIPTS = {
-    "reinforce": reinforce.ReinforceSettings,
-    "reinforce_baseline": reinforce_baseline.ReinforceBaselineSettings,
-    "reinforce_baseline_lr": reinforce_baseline_lr.ReinforceBaselineLrSettings,
-    "reinforce_normalised": reinforce_normalised.ReinforceNormalisedSettings,
-    "gaussian_actor_critic": gaussian_actor_critic.GaussianActorCriticSettings,
-}
 MODULES = {
     "reinforce": reinforce,
     "reinforce_baseline": reinforce_baseline,
@@ -55,6 +47,9 @@ MODULES = {
 #: initialisation is off by tenths.
 ONE_EPISODE_DRIFT = 2e-3
 COURSE_CHECKPOINTS = ["199", "399", "599", "799", "999"]
+SCRIPTS = {name: module.SCRIPT for name, module in MODULES.items()}
+#: Every run keeps its untrained policy too, for the early-vs-later video.
+UNTRAINED = "episode_000000"
 
 
 def course_actor_weights(agent: str) -> list[np.ndarray]:
@@ -67,7 +62,7 @@ def course_actor_weights(agent: str) -> list[np.ndarray]:
 def course_algorithm(script: str):
     settings = SCRIPTS[script].preset("course")
     envs = make_envs(TASKS[settings.agent].env_id, settings.num_envs)
-    return settings, settings.make_algorithm(envs)
+    return settings, SCRIPTS[script].algorithm_class(settings, envs)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -77,7 +72,7 @@ def test_course_preset_starts_from_the_course_weights(script: str) -> None:
         algorithm.exported.get_weights(), course_actor_weights(settings.agent), strict=True
     ):
         np.testing.assert_array_equal(ours, course)
-    critic = algorithm.learner.critic
+    critic = algorithm.critic
     assert (critic is not None) == (script != "reinforce")
     if critic is not None:
         for ours, course in zip(critic.get_weights(), course_critic().get_weights(), strict=True):
@@ -118,19 +113,20 @@ def test_one_course_episode_stays_at_the_course_weights(script: str, tmp_path: P
         (row,) = list(csv.DictReader(stream))
     assert float(row["running_reward"]) == pytest.approx(float(row["reward"]) / 30, abs=1e-6)
     # the checkpoint at the stop has the course's name: the zero-based episode index
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["0.config", "0.keras"]
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names == ["0.config", "0.keras", f"{UNTRAINED}.config", f"{UNTRAINED}.keras"]
 
 
 def test_the_course_running_reward_is_its_ring_buffer() -> None:
     """RunState against the course's code, episode by episode, past the window's end."""
     scores = np.random.default_rng(0).integers(8, 500, size=75).astype(float)
-    state = RunState(reinforce.ReinforceSettings.preset("course"))
+    state = RunState(reinforce.SCRIPT.preset("course"))
     reward_per_episode = np.zeros(30)
     for episode, score in enumerate(scores):
         state.record(UpdateOutcome(np.array([score]), np.array([int(score)]), {}, 1, 1))
         reward_per_episode[episode % 30] = score
         assert state.running_reward() == pytest.approx(np.mean(reward_per_episode), rel=1e-12)
-    fast = RunState(reinforce.ReinforceSettings.preset("fast"))
+    fast = RunState(reinforce.SCRIPT.preset("fast"))
     fast.record(UpdateOutcome(scores[:1], np.array([1]), {}, 1, 1))
     assert fast.running_reward() == scores[0]  # the fast presets: the episodes seen so far
 
@@ -151,13 +147,16 @@ class ScriptedAlgorithm:
 
     def __init__(self, settings, envs, score: float) -> None:
         self.score = score
-        _, self.exported = networks.build_policy(
-            envs.single_observation_space.shape[0],
-            settings.actor_hidden,
-            envs.single_action_space,
-            settings.seed,
-            settings.layer_seed_step,
-        )
+        size, step = envs.single_observation_space.shape[0], settings.layer_seed_step
+        if settings.agent == "pendulum":
+            self.exported = gaussian_actor_critic.gaussian_policy(
+                size, settings.actor_hidden, 1, settings.seed, step
+            )
+        else:
+            logits = reinforce.mlp(
+                size, settings.actor_hidden, 2, settings.seed, step, "policy_logits"
+            )
+            self.exported = reinforce.with_softmax(logits)
 
     def collect(self, rng, reset_seed):
         return None
@@ -175,30 +174,26 @@ class ScriptedAlgorithm:
         pass
 
 
-@dataclass(frozen=True)
-class ScriptedPendulum(gaussian_actor_critic.GaussianActorCriticSettings):
-    SCORE: ClassVar[float] = TASKS["pendulum"].max_score
-
-    def make_algorithm(self, envs) -> ScriptedAlgorithm:
-        return ScriptedAlgorithm(self, envs, self.SCORE)
-
-
-@dataclass(frozen=True)
-class ScriptedNormalised(reinforce_normalised.ReinforceNormalisedSettings):
-    SCORE: ClassVar[float] = TASKS["cartpole"].max_score
-
-    def make_algorithm(self, envs) -> ScriptedAlgorithm:
-        return ScriptedAlgorithm(self, envs, self.SCORE)
+def scripted(script: Script, score: float) -> Script:
+    """``script`` with its algorithm replaced by one that scores ``score`` every episode."""
+    return Script(
+        script.name,
+        script.settings_class,
+        lambda settings, envs: ScriptedAlgorithm(settings, envs, score),
+        script.presets,
+        script.default_preset,
+    )
 
 
 def test_course_pendulum_runs_1000_episodes_and_saves_199_to_999(tmp_path: Path) -> None:
     """Variant 5 has no early stop: perfect scores from the first episode on still run all
     1000 episodes, saving the checkpoints the course's evaluation compares."""
-    settings = ScriptedPendulum.preset("course", runs_dir=str(tmp_path), progress_bar=False)
-    result = Trainer(settings).train()
+    script = scripted(gaussian_actor_critic.SCRIPT, TASKS["pendulum"].max_score)
+    settings = script.preset("course", runs_dir=str(tmp_path), progress_bar=False)
+    result = train(settings, script)
     assert (result.stop_reason, result.episodes) == ("max_episodes", 1000)
     checkpoints = sorted(p.stem for p in (result.run_dir / "checkpoints").glob("*.keras"))
-    assert sorted(checkpoints, key=int) == COURSE_CHECKPOINTS
+    assert checkpoints == [*COURSE_CHECKPOINTS, UNTRAINED]
     early, later = early_and_later(result.run_dir)
     assert (early.name, later.name) == ("199", "999")
     assert AGENT_CLASSES["pendulum"].load(later).extra_config["training"]["episodes"] == 1000
@@ -208,11 +203,13 @@ def test_course_cartpole_stops_when_the_ring_buffer_passes_300(tmp_path: Path) -
     """Variants 1-4 stop at a running reward above 300: with perfect scores of 500 the course's
     zero-filled buffer reaches 300 at the 18th episode and passes it at the 19th
     (500 * 19 / 30 = 317); a mean of the scores so far would stop after the first."""
-    settings = ScriptedNormalised.preset("course", runs_dir=str(tmp_path), progress_bar=False)
-    result = Trainer(settings).train()
+    script = scripted(reinforce_normalised.SCRIPT, TASKS["cartpole"].max_score)
+    settings = script.preset("course", runs_dir=str(tmp_path), progress_bar=False)
+    result = train(settings, script)
     assert (result.stop_reason, result.episodes) == ("running_reward", 19)
     assert result.running_reward == pytest.approx(500 * 19 / 30)
-    assert [p.name for p in (result.run_dir / "checkpoints").glob("*.keras")] == ["18.keras"]
+    checkpoints = sorted(p.name for p in (result.run_dir / "checkpoints").glob("*.keras"))
+    assert checkpoints == ["18.keras", f"{UNTRAINED}.keras"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
