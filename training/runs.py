@@ -93,13 +93,18 @@ def checkpoints_of(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def early_and_later(run_dir: Path) -> tuple[Path, Path]:
-    """The course's comparison for a run: its first checkpoint and its last (199 and 999 for
-    a full course run), as prefixes the agent classes load."""
+    """The course's comparison for a run, as prefixes the agent classes load: its first
+    trained checkpoint and its last (199 and 999 for a full course run), or, where it saved
+    only one after training (a run that solved early), its untrained policy and that one."""
     found = checkpoints_of(run_dir)
+    trained = [prefix for episodes, prefix in found if episodes > 0]
+    if len(trained) >= 2:
+        return trained[0], trained[-1]
     if len(found) < 2:
         raise ValueError(
             f"{run_dir}: an early-vs-later comparison needs two checkpoints in "
-            f"{CHECKPOINT_FOLDER}/, found {len(found)}"
+            f"{CHECKPOINT_FOLDER}/, found {len(found)} (runs started before the untrained "
+            "policy was kept have only their last: compare it with another run's)"
         )
     return found[0][1], found[-1][1]
 
