@@ -30,7 +30,14 @@ CONFIG_SUFFIX = ".config"
 
 
 class AgentFileError(ValueError):
-    """An agent file is missing, truncated, hostile, foreign or for another task."""
+    """An agent file is missing, truncated, hostile, foreign or for another task.
+
+    `names_fix` says the message already tells the user what to do instead (a command adds a
+    generic fix to the others)."""
+
+    def __init__(self, message: str, names_fix: bool = False) -> None:
+        super().__init__(message)
+        self.names_fix = names_fix
 
 
 class _PlainDataUnpickler(pickle.Unpickler):

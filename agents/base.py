@@ -25,10 +25,19 @@ import numpy as np
 from agents.agent_files import (
     AgentFileError,
     agent_paths,
+    agent_prefix,
     check_plain_data,
     read_config,
     sha256_bytes,
     write_pair_atomically,
+)
+from agents.course_files import (
+    UncheckedFilesWarning,
+    folder_problem,
+    is_course_config,
+    is_value_network,
+    unchecked_note,
+    value_network_problem,
 )
 from agents.keras_file import read_model_bytes, read_model_file
 from agents.numpy_forward import ForwardPlan, keras_arrays, plan_of_keras_model
@@ -40,8 +49,6 @@ if TYPE_CHECKING:
 CONFIG_FORMAT = "kymnasium-policy-agent"
 CONFIG_FORMAT_VERSION = 1
 DEFAULT_SEED = 42
-#: The course saves a config holding only the seed (and for the pendulum, no config at all).
-COURSE_CONFIG_KEYS = frozenset({"seed"})
 #: Libraries whose versions go into every config, so a weight file says what wrote it.
 RECORDED_PACKAGES = ("keras", "tensorflow", "numpy", "gymnasium", "mujoco", "kymnasium")
 #: What loading and acting need: a bundle lists these, and never TensorFlow or Keras.
@@ -64,16 +71,16 @@ BASE_CONFIG_KEYS = frozenset(
 )
 
 
+#: Every task's agent class by its agent name, filled as the classes are defined.
+TASK_CLASSES: dict[str, type[PolicyAgent]] = {}
+
+
 def runtime_requirements() -> dict[str, str]:
     """What loading and acting need, at the versions installed here (a bundle lists these)."""
     versions = {"python": platform.python_version()}
     for package in RUNTIME_PACKAGES:
         versions[package] = metadata.version(package)
     return versions
-
-
-class UncheckedFilesWarning(UserWarning):
-    """Course-format files carry no hash, so the model cannot be checked against its config."""
 
 
 def library_versions() -> dict[str, str]:
@@ -102,8 +109,11 @@ class PolicyAgent(kymnasium.Agent):
     observation_shape: ClassVar[tuple[int, ...]] = (4,)
     #: Which model output the action is computed from.
     action_output: ClassVar[int] = 0
-    #: Whether a lone `.keras` file loads (the course's pendulum agent writes no config).
-    config_optional: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "agent" in cls.__dict__:
+            TASK_CLASSES[cls.agent] = cls
 
     def __init__(
         self,
@@ -249,20 +259,37 @@ class PolicyAgent(kymnasium.Agent):
     def load(cls, path: str | os.PathLike[str]) -> Self:
         """Load an agent saved by `save` (or by the course's code) without TensorFlow.
 
-        Refuses hostile, corrupt, foreign or wrong-task files with `AgentFileError`. The
-        course's files (a `{'seed': N}` config, or for the pendulum no config at all) load
-        with one `UncheckedFilesWarning`, since they carry no hash to check.
+        Refuses hostile, corrupt, foreign or wrong-task files with `AgentFileError`, whose
+        message says what to do instead. The course's files (a lone `.keras` checkpoint, or
+        one with a `{'seed': N}` or `{'seed': None}` config) load with one
+        `UncheckedFilesWarning`, since they carry no hash to check.
         """
-        model_path, config_path = agent_paths(path)
-        lone_model = cls.config_optional and not config_path.exists() and model_path.is_file()
-        config = None if lone_model else read_config(config_path)
+        prefix = agent_prefix(path)
+        model_path, config_path = agent_paths(prefix)
+        if not model_path.is_file():
+            if not config_path.exists() and (problem := folder_problem(prefix)):
+                raise AgentFileError(problem, names_fix=True)
+            beside = f" ({config_path.name} is there: copy the two files together)"
+            raise AgentFileError(
+                f"{model_path}: model file not found"
+                + (
+                    beside
+                    if config_path.exists()
+                    else "; pass PREFIX for PREFIX.keras (+ PREFIX.config)"
+                ),
+                names_fix=True,
+            )
+        config = read_config(config_path) if config_path.exists() else None
         checked = config is not None and "format" in config
         if checked:
             cls._check_config(config, config_path)
-        elif config is not None and not _is_course_config(config):
+        elif config is not None and not is_course_config(config):
+            keys = sorted(key[:30] for key in config)[:6]
             raise AgentFileError(
-                f"{config_path}: not an agent config (format {config.get('format')!r}, and not "
-                "the course's {'seed': N} either)"
+                f"{config_path}: not an agent config (neither this package's format nor the "
+                f"course's {{'seed': N}}; its keys are {keys}): save the "
+                "agent again with Agent.save, or move the .config away to load the .keras alone",
+                names_fix=True,
             )
         data = read_model_bytes(model_path)
         if checked and sha256_bytes(data) != config["model_sha256"]:
@@ -271,28 +298,44 @@ class PolicyAgent(kymnasium.Agent):
                 "was changed or the two files come from different saves"
             )
         model = read_model_file(model_path, data)
-        try:
-            cls._check_plan(model.plan)
-        except ValueError as error:
-            raise AgentFileError(f"{model_path}: {error}") from error
+        if problem := cls.plan_problem(model.plan, checked):
+            message, names_fix = problem
+            raise AgentFileError(f"{model_path}: {message}", names_fix=names_fix)
         agent = cls.__new__(cls)
         if checked:
             extra = {key: value for key, value in config.items() if key not in BASE_CONFIG_KEYS}
             agent._setup(model.plan, model.arrays, config["seed"], extra)
         else:
-            seed = DEFAULT_SEED if config is None else config["seed"]
+            seed = DEFAULT_SEED if config is None or config["seed"] is None else config["seed"]
             agent._setup(model.plan, model.arrays, seed, None)
-            source = f"no {config_path.name}" if config is None else f"{config_path.name} is"
             warnings.warn(
-                f"{model_path}: course-format files ({source} course-style), so there is no hash "
-                f"to check the model against; loaded as {cls.__name__} with seed {seed}. "
-                "agent.save(path) writes a checked pair.",
+                unchecked_note(model_path, config_path, config, cls.__name__, seed),
                 UncheckedFilesWarning,
                 stacklevel=2,
             )
         agent._model = None
         agent._model_bytes = data
         return agent
+
+    @classmethod
+    def plan_problem(cls, plan: ForwardPlan, checked: bool = True) -> tuple[str, bool] | None:
+        """Why a model cannot act as this agent, and whether that names the fix; or None.
+
+        `checked` says a config of ours vouches for the file; without one, a critic (the
+        course's baseline variant saves one at its early stop) is named as such."""
+        if not checked and is_value_network(plan):
+            return value_network_problem(plan), True
+        try:
+            cls._check_plan(plan)
+        except ValueError as error:
+            for other in TASK_CLASSES.values():
+                if other is not cls and _fits(other, plan):
+                    return (
+                        f"{error}: it is a policy for {other.env_id}; load it with "
+                        f"{other.__name__} (--agent {other.agent} on the command line)"
+                    ), True
+            return str(error), False
+        return None
 
     @classmethod
     def _check_config(cls, config: dict[str, Any], source: os.PathLike[str]) -> None:
@@ -308,7 +351,9 @@ class PolicyAgent(kymnasium.Agent):
             raise AgentFileError(
                 f"{source}: these files are for the {config.get('agent')!r} task "
                 f"({config.get('env_id')}), not {cls.agent!r} ({cls.env_id}): load them with "
-                f"{config.get('agent_class', 'the other agent class')}"
+                f"{config.get('agent_class', 'the other agent class')} (--agent "
+                f"{config.get('agent')} on the command line)",
+                names_fix=True,
             )
         expected = {
             "env_id": cls.env_id,
@@ -325,14 +370,12 @@ class PolicyAgent(kymnasium.Agent):
             raise AgentFileError(f"{source}: model_sha256 is missing or malformed")
 
 
-def _is_course_config(config: dict[str, Any]) -> bool:
-    """The course's config: `{'seed': N}` and nothing else."""
-    seed = config.get("seed")
-    return (
-        config.keys() == COURSE_CONFIG_KEYS
-        and isinstance(seed, int)
-        and not isinstance(seed, bool)
-    )
+def _fits(agent_class: type[PolicyAgent], plan: ForwardPlan) -> bool:
+    try:
+        agent_class._check_plan(plan)
+    except ValueError:
+        return False
+    return True
 
 
 def _batch_shape(shape: tuple[int, ...]) -> str:

@@ -18,12 +18,11 @@ class InvertedPendulumAgent(PolicyAgent):
 
     The model maps observations (None, 4) to `[mean (None, 1), log_std (None, 1)]`; acting
     uses the mean only (the evaluation rule of the course), so it never computes the log-std
-    head. The course's pendulum agent saves no config, so a lone `.keras` file loads too.
+    head. The course's pendulum agent saves no config; a lone `.keras` file loads (unchecked).
     """
 
     agent: ClassVar[str] = "pendulum"
     env_id: ClassVar[str] = "InvertedPendulum-v5"
-    config_optional: ClassVar[bool] = True
 
     @classmethod
     def expected_output_shape(cls) -> tuple[int, ...]:

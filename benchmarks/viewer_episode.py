@@ -8,13 +8,17 @@ crashes when TensorFlow is loaded (Mesa OpenGL). kymnasium polls pygame events a
 step, even for MuJoCo, so pygame's display is initialised first. After the episode kymnasium
 waits for the window to be closed; this script closes it itself (a pygame QUIT event) and
 prints the score, read from gymnasium's RecordEpisodeStatistics around the environment
-kymnasium makes. Nothing else about kymnasium's evaluation changes.
+kymnasium makes. Nothing else about kymnasium's evaluation changes. Without a display (Linux,
+DISPLAY and WAYLAND_DISPLAY unset) it says in one line to run under `xvfb-run -a` (exit 2),
+before any window is opened: MuJoCo's GLFW viewer would abort with a C assertion.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -30,6 +34,23 @@ from training.tasks import TASKS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN_MODULES = ("tensorflow", "keras")
+EXIT_USAGE = 2
+
+
+def display_problem(argv: list[str]) -> str | None:
+    """Why no viewer window can open here (with the command to use instead), or None.
+
+    Checked before the window opens: without a display, MuJoCo's GLFW viewer aborts the
+    process with a C assertion (`glfwGetVideoMode: Assertion 'monitor != NULL'`, exit 134)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    command = shlex.join(["xvfb-run", "-a", "python", "benchmarks/viewer_episode.py", *argv])
+    return (
+        "viewer_episode: error: no display (DISPLAY and WAYLAND_DISPLAY are unset) for "
+        f"kymnasium's viewer window; run it on a virtual screen: {command}"
+    )
 
 
 def viewer_episode(kind: str, prefix: Path, seed: int, max_steps: int | None) -> dict:
@@ -75,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, help="cut the episode short (tests do)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a line")
     args = parser.parse_args(argv)
+    if problem := display_problem(sys.argv[1:] if argv is None else argv):
+        print(problem, file=sys.stderr)
+        return EXIT_USAGE
     prefix = args.weights or REPO_ROOT / TASKS[args.agent].weights_prefix
     result = viewer_episode(args.agent, prefix, args.seed, args.max_steps)
     if args.json:

@@ -94,7 +94,73 @@ def test_evaluate_command_reports_bad_weights(tmp_path: Path) -> None:
         "tools.evaluate", "--agent", "cartpole", "--weights", tmp_path / "missing"
     )
     assert completed.returncode == 1
-    assert "missing.config: config file not found" in completed.stderr
+    assert "missing.keras: model file not found; pass PREFIX" in completed.stderr
+
+
+def test_evaluate_needs_no_agent_when_the_config_names_it(pendulum_prefix: Path) -> None:
+    completed = run_module("tools.evaluate", "--weights", pendulum_prefix, "--episodes", "1",
+                           "--max-steps", "5", "--json")  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["env_id"] == "InvertedPendulum-v5"
+    assert completed.stderr == ""  # a checked pair: no note
+
+
+def test_evaluate_without_agent_or_weights_says_what_to_pass() -> None:
+    completed = run_module("tools.evaluate")
+    assert completed.returncode == 2
+    assert "pass --agent {cartpole,pendulum}" in completed.stderr
+    assert "--weights" in completed.stderr
+
+
+def test_weights_of_the_other_task_name_the_agent_to_use(pendulum_prefix: Path) -> None:
+    completed = run_module("tools.evaluate", "--agent", "cartpole", "--weights", pendulum_prefix)
+    assert completed.returncode == 1
+    assert "--agent pendulum" in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1
+
+
+def fake_run(folder: Path, stems: tuple[str, ...], final: bool = True) -> Path:
+    """A run folder as training leaves it: settings.json, checkpoints and final."""
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "settings.json").write_text(json.dumps({"agent": "pendulum", "script": "ppo"}))
+    for seed, stem in enumerate(stems):
+        InvertedPendulumAgent(pendulum_model(seed=seed), seed=2).save(folder / "checkpoints" / stem)
+    if final:
+        InvertedPendulumAgent(pendulum_model(seed=9), seed=2).save(folder / "final")
+    return folder
+
+
+def test_a_run_folder_given_as_weights_suggests_its_final_agent(tmp_path: Path) -> None:
+    run = fake_run(tmp_path / "run", ("episode_000000",))
+    completed = run_module("tools.evaluate", "--agent", "pendulum", "--weights", run)
+    assert completed.returncode == 1
+    assert f"its final agent is {run / 'final'}" in completed.stderr
+    completed = run_module("tools.evaluate", "--weights", run)  # no --agent: the same advice
+    assert completed.returncode == 1 and f"{run / 'final'}" in completed.stderr
+
+
+def test_videos_of_a_run_compare_the_untrained_policy_with_the_final_agent(
+    tmp_path: Path,
+) -> None:
+    """A run that saved its untrained policy (episode 0) and then only its final agent, as a
+    PPO or fast-preset run does, still gets the early-vs-later video."""
+    run = fake_run(tmp_path / "run", ("episode_000000",))
+    out = tmp_path / "videos"
+    completed = run_module("tools.videos", "--run", run, "--max-steps", "5", "--out", out)
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0].startswith(f"early: {run / 'checkpoints' / 'episode_000000'} scored")
+    assert lines[1].startswith(f"later: {run / 'final'} scored")
+    assert (out / "pendulum-early-vs-later.mp4").stat().st_size > 1000
+    assert not list(tmp_path.glob("**/*.gif")) and not list(tmp_path.glob("**/*.png"))
+
+
+def test_videos_of_a_run_with_only_a_final_agent_say_what_to_do(tmp_path: Path) -> None:
+    run = fake_run(tmp_path / "run", ())
+    completed = run_module("tools.videos", "--run", run)
+    assert completed.returncode == 2
+    assert "two checkpoints, or a checkpoint and final" in completed.stderr
+    assert "--early PREFIX --later PREFIX" in completed.stderr
 
 
 def test_videos_are_recorded_headless_and_side_by_side(

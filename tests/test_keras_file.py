@@ -18,7 +18,8 @@ from agents import AgentFileError, CartPoleAgent, InvertedPendulumAgent, keras_f
 from agents.agent_files import dumps_config, read_config, sha256_of
 from agents.keras_file import read_model_file
 from agents.numpy_forward import KERAS_TOLERANCE
-from training import networks
+from training import gaussian_actor_critic, reinforce
+from training.rollouts import NumpyForward
 
 # ---------------------------------------------------------------------- NumPy == Keras
 
@@ -49,11 +50,11 @@ MODELS: dict[str, Callable[[], keras.Model]] = {
     "course cartpole": course_cartpole_model,
     "course cartpole, Sequential": lambda: course_cartpole_model(sequential=True),
     "course pendulum": course_pendulum_model,
-    "project cartpole": lambda: networks.export_categorical_policy(
-        networks.build_categorical_policy(4, (64, 32), 2, seed=3)
+    "project cartpole": lambda: reinforce.with_softmax(
+        reinforce.mlp(4, (64, 32), 2, seed=3, step=1, name="policy_logits")
     ),
-    "project pendulum": lambda: networks.build_gaussian_policy(4, (64, 64), 1, seed=3),
-    "project critic": lambda: networks.build_critic(4, (32,), seed=3),
+    "project pendulum": lambda: gaussian_actor_critic.gaussian_policy(4, (64, 64), 1, 3, 1),
+    "project critic": lambda: reinforce.mlp(4, (32,), 1, seed=3, step=1, name="critic"),
     "normalised pendulum": normalised_pendulum,
     "every scalar op": every_scalar_op,
 }
@@ -78,7 +79,7 @@ def test_numpy_pass_from_the_file_equals_keras(name: str, tmp_path: Path, observ
 @pytest.mark.parametrize("name", ["course pendulum", "normalised pendulum", "project pendulum"])
 def test_training_forward_equals_keras(name: str, observations) -> None:
     model = MODELS[name]()
-    forward = networks.NumpyForward(model)
+    forward = NumpyForward(model)
     batch = observations.astype(np.float32)
     for ours, theirs in zip(forward(batch), model(batch), strict=True):
         np.testing.assert_allclose(ours, keras.ops.convert_to_numpy(theirs), atol=KERAS_TOLERANCE)

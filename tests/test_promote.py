@@ -11,12 +11,12 @@ import pytest
 from agents import CartPoleAgent
 from tools.promote import PromotionError, promote_run
 from training.loop import train
-from training.reinforce import ReinforceSettings
+from training.reinforce import SCRIPT
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    settings = ReinforceSettings.preset(
+    settings = SCRIPT.preset(
         "fast",
         runs_dir=str(tmp_path_factory.mktemp("runs")),
         max_episodes=8,
@@ -25,7 +25,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         checkpoint_every=4,
         progress_bar=False,
     )
-    return train(settings, command="python -m training.reinforce --tiny").run_dir
+    return train(settings, SCRIPT, command="python -m training.reinforce --tiny").run_dir
 
 
 def test_promote_copies_the_final_agent_and_records_how_it_was_made(
@@ -38,7 +38,8 @@ def test_promote_copies_the_final_agent_and_records_how_it_was_made(
     for a, b in zip(shipped.model.get_weights(), final.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     early = CartPoleAgent.load(tmp_path / "weights" / "early" / "cartpole")
-    assert early.extra_config["training"]["episodes"] == 4
+    assert early.extra_config["training"]["episodes"] == 0  # the untrained policy
+    assert record["early_checkpoint_episode"] == 0
     on_disk = json.loads((tmp_path / "weights" / "cartpole.json").read_text())
     assert on_disk == record
     assert record["command"] == "python -m training.reinforce --tiny"
@@ -61,13 +62,13 @@ def test_promote_refuses_an_unfinished_run(tmp_path: Path) -> None:
         promote_run(tmp_path, tmp_path / "weights")
 
 
-def test_promote_takes_the_early_agent_of_a_course_named_run(
+def test_promote_takes_the_untrained_policy_of_a_course_named_run_as_early_agent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Course runs name checkpoints by episode index (3, 7 here; 199 ... 999 in full): the
-    first of them is the early agent, as for episode_NNNNNN names."""
+    """Course runs name checkpoints by episode index (3, 7 here; 199 ... 999 in full); the
+    untrained policy, saved first as episode_000000, is still the early agent."""
     monkeypatch.setattr("tools.promote.EVALUATION_EPISODES", 2)
-    settings = ReinforceSettings.preset(
+    settings = SCRIPT.preset(
         "fast",
         runs_dir=str(tmp_path / "runs"),
         max_episodes=8,
@@ -77,10 +78,15 @@ def test_promote_takes_the_early_agent_of_a_course_named_run(
         checkpoint_names="course",
         progress_bar=False,
     )
-    run = train(settings, command="python -m training.reinforce --course-names").run_dir
+    run = train(settings, SCRIPT, command="python -m training.reinforce --course-names").run_dir
     assert (run / "checkpoints" / "3.keras").is_file()
     record = promote_run(run, tmp_path / "weights")
-    assert record["early_checkpoint_episode"] == 4
+    assert record["early_checkpoint_episode"] == 0
     early = CartPoleAgent.load(tmp_path / "weights" / "early" / "cartpole")
-    assert early.extra_config["training"]["episodes"] == 4
+    assert early.extra_config["training"]["episodes"] == 0
     assert (tmp_path / "weights" / "cartpole_learning_curve.png").is_file()  # beside the weights
+
+
+def test_promote_given_an_agent_prefix_names_its_run_folder(finished_run: Path, tmp_path: Path):
+    with pytest.raises(PromotionError, match=rf"pass its run folder {finished_run}$"):
+        promote_run(finished_run / "final", tmp_path / "weights")

@@ -101,3 +101,23 @@ def test_kymnasium_evaluate_runs_in_the_real_viewer(agent: str) -> None:
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert result["steps"] == VIEWER_STEPS and result["return"] == VIEWER_STEPS
     assert result["forbidden_modules_loaded"] == []
+
+
+def test_the_viewer_without_a_display_says_to_use_xvfb_run_instead_of_aborting() -> None:
+    """MuJoCo's GLFW viewer aborts with a C assertion (exit 134) when there is no display; the
+    command checks first and names the fix in one line."""
+    hidden = ("DISPLAY", "WAYLAND_DISPLAY", "MUJOCO_GL", "SDL_VIDEODRIVER")
+    completed = subprocess.run(
+        [sys.executable, "benchmarks/viewer_episode.py", "--agent", "pendulum", "--max-steps", "5"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+        env={k: v for k, v in os.environ.items() if k not in hidden},
+        timeout=300,
+    )
+    assert completed.returncode == 2, completed.stderr
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Assertion" not in completed.stderr
+    command = "xvfb-run -a python benchmarks/viewer_episode.py --agent pendulum --max-steps 5"
+    assert command in lines[0]

@@ -11,11 +11,12 @@ shell's statuses, as the training scripts do. Statuses: 0 done; 1 a check or a f
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agents import AGENT_CLASSES, AgentFileError
+from agents import AGENT_CLASSES, AgentFileError, UncheckedFilesWarning, agent_name_of
 from training.exits import (
     EXIT_FAILED,
     EXIT_RECORDING_FAILED,
@@ -27,7 +28,12 @@ from training.exits import (
 )
 
 __all__ = ["EXIT_FAILED", "EXIT_RECORDING_FAILED", "EXIT_USAGE", "OneLineParser"]
-WEIGHTS_FIX = "pass the prefix of a saved agent (PREFIX.keras + PREFIX.config, from Agent.save)"
+WEIGHTS_FIX = (
+    "pass the prefix of an agent's files (PREFIX for PREFIX.keras, with the PREFIX.config "
+    "Agent.save writes beside it), saved again if they are damaged"
+)
+#: The course-file notes already printed by this process: each is said once.
+_NOTED: set[str] = set()
 
 
 class CommandError(Exception):
@@ -55,12 +61,43 @@ def check_output_folders(folders: dict[str, Path | None]) -> None:
             raise CommandError(problem, EXIT_USAGE)
 
 
-def load_agent(agent: str, prefix: Path, flag: str) -> Any:
-    """Load a saved agent, or raise a `CommandError` naming the flag its prefix came from."""
-    try:
-        return AGENT_CLASSES[agent].load(prefix)
-    except AgentFileError as error:
-        raise CommandError(f"{flag} {prefix}: {error}; {WEIGHTS_FIX}") from error
+def agent_of(agent: str | None, prefix: Path | None, flag: str) -> str:
+    """The task: `--agent` if given, else the one the files name (config, or model shape)."""
+    if agent is not None:
+        return agent
+    if prefix is None:
+        raise CommandError(f"pass --agent {{{','.join(AGENT_CLASSES)}}} or {flag}", EXIT_USAGE)
+    if (name := agent_name_of(prefix)) is not None:
+        return name
+    load_agent(next(iter(AGENT_CLASSES)), prefix, flag)  # says why the files cannot be used
+    raise CommandError(
+        f"{flag} {prefix}: cannot tell which task these files are for; pass "
+        f"--agent {{{','.join(AGENT_CLASSES)}}}",
+        EXIT_USAGE,
+    )
+
+
+def load_agent(agent: str, prefix: Path, flag: str, command: str = "") -> Any:
+    """Load a saved agent, or raise a `CommandError` naming the flag its prefix came from.
+
+    Course-style files carry no hash: that is said once per file, as one plain line on
+    stderr (`{command}: note: ...`), never as a raw warning with a source line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UncheckedFilesWarning)
+        try:
+            loaded = AGENT_CLASSES[agent].load(prefix)
+        except AgentFileError as error:
+            fix = "" if error.names_fix else f"; {WEIGHTS_FIX}"
+            raise CommandError(f"{flag} {prefix}: {error}{fix}") from error
+    for warning in caught:
+        if not issubclass(warning.category, UncheckedFilesWarning):
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+        elif (note := str(warning.message)) not in _NOTED:
+            _NOTED.add(note)
+            print(f"{command}: note: {note}" if command else f"note: {note}", file=sys.stderr)
+    return loaded
 
 
 def run_command(name: str, body: Callable[[], int], debug: bool, stopped: str = "") -> int:
@@ -68,7 +105,10 @@ def run_command(name: str, body: Callable[[], int], debug: bool, stopped: str = 
 
     `stopped` is appended to the Ctrl-C/SIGTERM line (e.g. what was, or was not, written)."""
     try:
-        with terminate_as_interrupt():
+        with terminate_as_interrupt(), warnings.catch_warnings():
+            # load_agent says once, in one line, that course files carry no hash; the loads
+            # after it (filming, re-scoring) would repeat it as raw warnings.
+            warnings.simplefilter("ignore", UncheckedFilesWarning)
             return body()
     except KeyboardInterrupt as stop:
         signal_name, status = stop_status(stop)

@@ -2,7 +2,8 @@
 
     python -m tools.evaluate --agent pendulum --episodes 100 --seed 0
     python -m tools.evaluate --agent pendulum --max-steps 500 --json
-    python -m tools.evaluate --agent cartpole --weights runs/x/final --record videos/
+    python -m tools.evaluate --weights runs/x/final --record videos/   # the files name the task
+    python -m tools.evaluate --weights reinforce/999.keras             # a course checkpoint
 
 Episode i is reset with seed `seed + i`; the agent is loaded through `Agent.load` and driven
 one `act(observation, info)` per step. An action outside the action space stops the run with
@@ -11,6 +12,9 @@ exit code 1. `--record DIR` then films the first `--record-episodes` scored epis
 agents never load TensorFlow, which would crash the renderer; headless: MuJoCo through EGL,
 CartPole through pygame's dummy video driver). The scores are printed before anything is
 recorded, so a recording that fails loses nothing: it is reported on its own line, exit 4.
+`--agent` may be left out with `--weights`: the config (or else the model's shape) names the
+task. The course's own files (a lone `.keras` checkpoint, a `{'seed': N}` config) are scored
+too, after one line saying they carry no hash.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from agents.evaluation import EvaluationResult, InvalidActionError, evaluate
 from tools.command import (
     EXIT_RECORDING_FAILED,
     CommandError,
+    agent_of,
     check_output_folders,
     command_parser,
     load_agent,
@@ -70,7 +75,9 @@ def describe(result: EvaluationResult) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = command_parser("evaluate", __doc__.split("\n")[0])
-    parser.add_argument("--agent", required=True, choices=AGENT_NAMES, help="task")
+    parser.add_argument(
+        "--agent", choices=AGENT_NAMES, help="task (default: the one --weights names)"
+    )
     parser.add_argument("--weights", type=Path, help="weights prefix (default weights/<agent>)")
     parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES, help="episodes")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of episode 0")
@@ -90,6 +97,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--record-episodes records scored episodes: at most --episodes")
     if args.max_steps is not None and args.max_steps < 1:
         parser.error("--max-steps must be at least 1")
+    if args.agent is None and args.weights is None:
+        parser.error("pass --agent {cartpole,pendulum} (for the shipped weights) or --weights")
     return args
 
 
@@ -133,10 +142,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def evaluate_and_record(args: argparse.Namespace) -> int:
+    args.agent = agent_of(args.agent, args.weights, "--weights")
     agent_class = AGENT_CLASSES[args.agent]
     prefix = agent_prefix(args.weights or REPO_ROOT / TASKS[args.agent].weights_prefix)
     check_output_folders({"--record": args.record})
-    agent = load_agent(args.agent, prefix, "--weights")
+    agent = load_agent(args.agent, prefix, "--weights", "evaluate")
     try:
         result = evaluate(agent, agent_class.env_id, args.episodes, args.seed, args.max_steps)
     except InvalidActionError as error:

@@ -29,6 +29,7 @@ from agents.agent_files import agent_paths, sha256_of  # noqa: E402
 from agents.base import library_versions  # noqa: E402
 from agents.evaluation import evaluate  # noqa: E402
 from tools.command import (  # noqa: E402
+    EXIT_USAGE,
     WEIGHTS_FIX,
     CommandError,
     check_output_folders,
@@ -85,6 +86,12 @@ def promote_run(
     needed = [run_dir / name for name in ("settings.json", "summary.json", "command.txt")]
     needed += list(agent_paths(run_dir / "final"))
     if not run_dir.is_dir():
+        if agent_paths(run_dir)[0].is_file() and (run_dir.parent / "settings.json").is_file():
+            raise PromotionError(
+                f"RUN_DIR {run_dir}: an agent's prefix, not a run folder; pass its run folder "
+                f"{run_dir.parent}",
+                EXIT_USAGE,
+            )
         raise PromotionError(f"RUN_DIR {run_dir}: no such folder; pass a training run's folder")
     if missing := [str(path) for path in needed if not path.is_file()]:
         raise PromotionError(
@@ -98,7 +105,8 @@ def promote_run(
     try:  # a broken or foreign pair is refused before anything is copied
         agent_class.load(run_dir / "final")
     except AgentFileError as error:
-        raise PromotionError(f"RUN_DIR {run_dir}: {error}; {WEIGHTS_FIX}") from error
+        fix = "" if error.names_fix else f"; {WEIGHTS_FIX}"
+        raise PromotionError(f"RUN_DIR {run_dir}: {error}{fix}") from error
     target = weights_dir / agent_name
     if agent_paths(target)[0].exists() and not overwrite:
         raise PromotionError(f"{target}.keras exists: pass --overwrite to replace it")

@@ -1,15 +1,19 @@
 """Videos of agents on a machine without a screen: one per agent, and early-vs-later side by side.
 
     python -m tools.videos --agent pendulum --early weights/early/pendulum --out videos/
-    python -m tools.videos --run runs/gaussian_actor_critic-seed42-<time>   # 199 vs 999
+    python -m tools.videos --run runs/ppo-seed42-<time>        # first checkpoint vs final
+    python -m tools.videos --early reinforce/199 --later reinforce/999   # course checkpoints
     python -m tools.videos --agent cartpole --early weights/early/cartpole \
         --gif docs/cartpole.gif --strip docs/cartpole_strip.png
 
 Each agent plays one seeded greedy episode (through `Agent.load` and `act`) that `RecordVideo`
 films in this same process: the agents never load TensorFlow, which would crash the renderer
 (MuJoCo through EGL, CartPole through pygame's dummy video driver). The course judges agents by
-such an early-vs-later comparison; the side-by-side MP4, a small GIF and a strip of frames for
-the README are made from the filmed frames.
+such an early-vs-later comparison. Written: one MP4 per agent and, with two agents, the
+side-by-side MP4, all in `--out`; a small side-by-side GIF only with `--gif`, and a strip of the
+later agent's frames only with `--strip`. `--run RUN` compares the run's first checkpoint (the
+untrained policy, for runs that save it) with its final agent (its last checkpoint if it has
+no final one). `--agent` may be left out: the run, or the files' config or model, names it.
 """
 
 from __future__ import annotations
@@ -27,8 +31,16 @@ from PIL import Image, ImageDraw
 
 from agents import AGENT_CLASSES
 from agents.evaluation import evaluate
-from tools.command import check_output_folders, command_parser, load_agent, run_command
-from training.runs import early_and_later
+from tools.command import (
+    EXIT_USAGE,
+    CommandError,
+    agent_of,
+    check_output_folders,
+    command_parser,
+    load_agent,
+    run_command,
+)
+from training.runs import checkpoints_of
 from training.startup import set_quiet_environment
 from training.tasks import AGENT_NAMES, TASKS
 
@@ -136,15 +148,34 @@ def write_strip(frames: np.ndarray, path: Path) -> None:
     Image.fromarray(np.concatenate(row, axis=1)).save(path, optimize=True)
 
 
+def early_and_final(run: Path) -> tuple[Path, Path]:
+    """The course's comparison for a run: its first checkpoint against its final agent (its
+    last checkpoint if it has no final one)."""
+    if not (run / "settings.json").is_file():
+        problem = "no such folder" if not run.exists() else "not a run folder (no settings.json)"
+        raise CommandError(f"--run {run}: {problem}; pass a training run's folder", EXIT_USAGE)
+    prefixes = [prefix for _, prefix in checkpoints_of(run)]
+    if (run / "final.keras").is_file():
+        prefixes.append(run / "final")
+    if len(prefixes) < 2:
+        raise CommandError(
+            f"--run {run}: an early-vs-later comparison needs an early agent beside the later "
+            f"one (two checkpoints, or a checkpoint and final), found {len(prefixes)}; pass "
+            "--early PREFIX --later PREFIX, or train again (the scripts save the untrained "
+            "policy as the first checkpoint)",
+            EXIT_USAGE,
+        )
+    return prefixes[0], prefixes[-1]
+
+
 def main(argv: list[str] | None = None) -> int:
     set_quiet_environment()  # headless: before MuJoCo loads or pygame opens a display
     parser = command_parser("videos", __doc__.split("\n")[0])
-    parser.add_argument("--agent", choices=AGENT_NAMES, help="task (default: the run's)")
+    parser.add_argument("--agent", choices=AGENT_NAMES, help="task (default: what the files say)")
     parser.add_argument(
         "--run",
         type=Path,
-        help="a training run folder: its first checkpoint (early) against its last (later), "
-        "checkpoints 199 and 999 for a course run",
+        help="a training run folder: its first checkpoint (early) against its final agent",
     )
     parser.add_argument("--later", type=Path, help="weights prefix (default weights/<agent>)")
     parser.add_argument("--early", type=Path, help="an earlier checkpoint to show beside it")
@@ -154,23 +185,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gif", type=Path, help="also write a small side-by-side GIF here")
     parser.add_argument("--strip", type=Path, help="also write a PNG strip of the later agent")
     args = parser.parse_args(argv)
-    if args.run is not None:
-        try:
-            args.early, args.later = early_and_later(args.run)
-            args.agent = args.agent or json.loads((args.run / "settings.json").read_text())["agent"]
-        except (OSError, ValueError, KeyError) as error:
-            parser.error(f"--run: {error}")
-    if args.agent is None:
-        parser.error("--agent is required (or --run RUN_DIR)")
+    if args.run is not None and (args.early or args.later):
+        parser.error("--run picks the early and later agents: leave out --early and --later")
+    if args.run is None and args.agent is None and args.later is None and args.early is None:
+        parser.error("pass --agent {cartpole,pendulum}, --later PREFIX or --run RUN")
     return run_command("videos", lambda: make_videos(args), args.debug)
 
 
+def run_agent(run: Path) -> str | None:
+    """The task a run's settings.json names, if it names one."""
+    try:
+        agent = json.loads((run / "settings.json").read_text()).get("agent")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return agent if agent in AGENT_NAMES else None
+
+
 def make_videos(args: argparse.Namespace) -> int:
+    if args.run is not None:
+        args.early, args.later = early_and_final(args.run)
+        args.agent = args.agent or run_agent(args.run)
+    named = ("--later", args.later) if args.later is not None else ("--early", args.early)
+    args.agent = agent_of(args.agent, named[1], named[0])
     later = args.later or REPO_ROOT / TASKS[args.agent].weights_prefix
     chosen = [("early", "--early", args.early), ("later", "--later", later)]
     chosen = [(name, flag, prefix) for name, flag, prefix in chosen if prefix is not None]
     for _, flag, prefix in chosen:  # every path is checked before anything is filmed
-        load_agent(args.agent, prefix, flag)
+        load_agent(args.agent, prefix, flag, "videos")
     check_output_folders(
         {
             "--out": args.out,
@@ -183,7 +224,7 @@ def make_videos(args: argparse.Namespace) -> int:
         frames, score, trained = film(
             prefix, args.agent, args.seed, args.max_steps, args.out, f"{args.agent}-{name}"
         )
-        when = f"after {trained} episodes" if trained >= 0 else prefix.name
+        when = {-1: prefix.name, 0: "untrained"}.get(trained, f"after {trained} episodes")
         clips.append(labelled(frames, f"{name}: {when}, score {score:.0f}"))
         print(f"{name}: {prefix} scored {score:.0f}; MP4 in {args.out}")
     combined = clips[0] if len(clips) == 1 else side_by_side(*clips)
