@@ -29,13 +29,6 @@ SCRIPTS = [
     reinforce_normalised,
     gaussian_actor_critic,
 ]
-SETTINGS = {
-    reinforce: reinforce.ReinforceSettings,
-    reinforce_baseline: reinforce_baseline.ReinforceBaselineSettings,
-    reinforce_baseline_lr: reinforce_baseline_lr.ReinforceBaselineLrSettings,
-    reinforce_normalised: reinforce_normalised.ReinforceNormalisedSettings,
-    gaussian_actor_critic: gaussian_actor_critic.GaussianActorCriticSettings,
-}
 
 
 def tiny(runs_dir: Path, *extra: str) -> list[str]:
@@ -71,11 +64,10 @@ def final_weights(run: Path, task: str) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_script_writes_every_output(script, tmp_path: Path, capsys) -> None:
-    settings_class = SETTINGS[script]
     assert script.main(tiny(tmp_path)) == 0
     assert "max_episodes after 4 episodes" in capsys.readouterr().out
     run = only_run(tmp_path)
-    task = settings_class().agent
+    task = script.SCRIPT.settings_class().agent
     agent_class = AGENT_CLASSES[task]
 
     rows = read_rows(run)
@@ -96,7 +88,7 @@ def test_script_writes_every_output(script, tmp_path: Path, capsys) -> None:
     assert (run / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     stored = json.loads((run / "settings.json").read_text())
     assert stored["max_episodes"] == 4 and stored["num_envs"] == 2
-    assert stored["script"] == settings_class.SCRIPT
+    assert stored["script"] == script.SCRIPT.name == script.__name__.rsplit(".", 1)[-1]
     assert json.loads((run / "summary.json").read_text())["episodes"] == 4
 
 
@@ -121,7 +113,7 @@ def test_help_lists_every_setting(script, capsys) -> None:
 
 
 def test_course_presets_are_the_spec() -> None:
-    one = reinforce.ReinforceSettings.preset("course")
+    one = reinforce.SCRIPT.preset("course")
     assert (one.num_envs, one.episodes_per_update, one.actor_learning_rate, one.gamma) == (
         1,
         1,
@@ -137,17 +129,17 @@ def test_course_presets_are_the_spec() -> None:
         one.seed,
         one.actor_hidden,
     ) == ("running_reward", 300.0, 1000, 200, 42, (128,))
-    three = reinforce_baseline_lr.ReinforceBaselineLrSettings.preset("course")
+    three = reinforce_baseline_lr.SCRIPT.preset("course")
     assert (three.actor_learning_rate, three.critic_learning_rate) == (3e-5, 1e-4)
-    four = reinforce_normalised.ReinforceNormalisedSettings.preset("course")
+    four = reinforce_normalised.SCRIPT.preset("course")
     assert (four.critic_steps, four.standardise, four.baseline) == (10, "episode", True)
-    five = gaussian_actor_critic.GaussianActorCriticSettings.preset("course")
+    five = gaussian_actor_critic.SCRIPT.preset("course")
     assert (five.agent, five.actor_hidden, five.critic_steps) == ("pendulum", (256, 256), 10)
 
 
 def test_flags_override_the_preset() -> None:
     command = parse_command(
-        reinforce.ReinforceSettings,
+        reinforce.SCRIPT,
         ["--preset", "fast", "--num-envs", "3", "--actor-hidden", "8", "8"],
     )
     assert command.settings.num_envs == 3
@@ -162,7 +154,7 @@ def test_bootstrap_truncated_without_a_critic_is_a_usage_error(capsys) -> None:
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "--bootstrap-truncated" in line and "--baseline" in line
     flags = ["--bootstrap-truncated", "--baseline"]
-    assert parse_command(reinforce.ReinforceSettings, flags).settings.bootstrap_truncated
+    assert parse_command(reinforce.SCRIPT, flags).settings.bootstrap_truncated
 
 
 def settings_for(tmp_path: Path, **overrides):
@@ -174,14 +166,16 @@ def settings_for(tmp_path: Path, **overrides):
         "runs_dir": str(tmp_path),
         "progress_bar": False,
     }
-    return reinforce_normalised.ReinforceNormalisedSettings.preset(
-        "fast", **{**values, **overrides}
-    )
+    return reinforce_normalised.SCRIPT.preset("fast", **{**values, **overrides})
+
+
+def train_normalised(settings, **kwargs):
+    return train(settings, reinforce_normalised.SCRIPT, **kwargs)
 
 
 def test_same_seed_same_csv_and_weights(tmp_path: Path) -> None:
-    first = train(settings_for(tmp_path / "a"))
-    second = train(settings_for(tmp_path / "b"))
+    first = train_normalised(settings_for(tmp_path / "a"))
+    second = train_normalised(settings_for(tmp_path / "b"))
     rows_a, rows_b = read_rows(first.run_dir), read_rows(second.run_dir)
     assert [r["reward"] for r in rows_a] == [r["reward"] for r in rows_b]
     assert [r["actor_loss"] for r in rows_a] == [r["actor_loss"] for r in rows_b]
@@ -191,15 +185,15 @@ def test_same_seed_same_csv_and_weights(tmp_path: Path) -> None:
         strict=True,
     ):
         np.testing.assert_array_equal(a, b)
-    other = train(settings_for(tmp_path / "c", seed=7))
+    other = train_normalised(settings_for(tmp_path / "c", seed=7))
     assert [r["reward"] for r in read_rows(other.run_dir)] != [r["reward"] for r in rows_a]
 
 
 def test_resume_continues_exactly(tmp_path: Path) -> None:
-    straight = train(settings_for(tmp_path / "straight"))
-    part = train(settings_for(tmp_path / "resumed", max_episodes=4))
+    straight = train_normalised(settings_for(tmp_path / "straight"))
+    part = train_normalised(settings_for(tmp_path / "resumed", max_episodes=4))
     assert part.episodes == 4
-    resumed = train(settings_for(tmp_path / "resumed"), resume=part.run_dir)
+    resumed = train_normalised(settings_for(tmp_path / "resumed"), resume=part.run_dir)
     assert resumed.run_dir == part.run_dir and resumed.episodes == 6
     rows = read_rows(resumed.run_dir)
     assert [int(r["episode"]) for r in rows] == list(range(1, 7))
@@ -240,7 +234,7 @@ def test_ctrl_c_saves_a_checkpoint_and_can_resume(tmp_path: Path, monkeypatch) -
         return real_collect(*args, **kwargs)
 
     monkeypatch.setattr(training.rollouts, "collect", interrupted_collect)
-    result = train(settings_for(tmp_path, checkpoint_every=100))
+    result = train_normalised(settings_for(tmp_path, checkpoint_every=100))
     assert result.stop_reason == "interrupted" and result.episodes == 4
     run = result.run_dir
     agent = AGENT_CLASSES["cartpole"].load(run / "checkpoints" / "episode_000004")
@@ -250,21 +244,48 @@ def test_ctrl_c_saves_a_checkpoint_and_can_resume(tmp_path: Path, monkeypatch) -
     assert json.loads((run / "summary.json").read_text())["stop_reason"] == "interrupted"
 
     monkeypatch.setattr(training.rollouts, "collect", real_collect)
-    resumed = train(settings_for(tmp_path, checkpoint_every=100), resume=run)
+    resumed = train_normalised(settings_for(tmp_path, checkpoint_every=100), resume=run)
     assert resumed.stop_reason == "max_episodes" and resumed.episodes == 6
     assert (run / "final.keras").exists()
 
 
 def test_run_records_its_command_and_reports_each_update(tmp_path) -> None:
-    from training.loop import train
-    from training.reinforce import ReinforceSettings
-
     seen = []
-    settings = ReinforceSettings.preset(
-        "fast", runs_dir=str(tmp_path), max_episodes=4, num_envs=2, episodes_per_update=2,
+    settings = reinforce.SCRIPT.preset(
+        "fast",
+        runs_dir=str(tmp_path),
+        max_episodes=4,
+        num_envs=2,
+        episodes_per_update=2,
         progress_bar=False,
     )
-    result = train(settings, command="python -m training.reinforce --x", on_update=seen.append)
+    result = train(
+        settings,
+        reinforce.SCRIPT,
+        command="python -m training.reinforce --x",
+        on_update=seen.append,
+    )
     assert (result.run_dir / "command.txt").read_text() == "python -m training.reinforce --x\n"
     assert [progress["episodes"] for progress in seen] == [2, 4]
     assert all(progress["running_reward"] > 0 for progress in seen)
+
+
+def test_variant_three_fast_preset_keeps_its_lesson() -> None:
+    """Variant 3 differs from variant 2 by an actor that learns slower than its critic, in the
+    fast preset too (the course: 3e-5 against 1e-4)."""
+    two = reinforce_baseline.SCRIPT.preset("fast")
+    three = reinforce_baseline_lr.SCRIPT.preset("fast")
+    assert two.actor_learning_rate == two.critic_learning_rate
+    assert three.actor_learning_rate < three.critic_learning_rate
+    assert {k: v for k, v in vars(two).items() if "learning_rate" not in k} == {
+        k: v for k, v in vars(three).items() if "learning_rate" not in k
+    }
+
+
+def test_abbreviated_flags_are_refused(tmp_path: Path, capsys) -> None:
+    """argparse would read --episodes as --episodes-per-update; tyro refuses it."""
+    with pytest.raises(SystemExit) as exit_info:
+        reinforce.main(["--episodes", "30", "--runs-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--episodes" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing trained
