@@ -279,7 +279,7 @@ class Trainer:
             else "no checkpoint was saved before it"
         )
         suspects = ", ".join(
-            as_flag(name, getattr(settings, name)) for name in settings.DIVERGENCE_SUSPECTS
+            as_flag(name, getattr(settings, name)) for name in settings.divergence_suspects()
         )
         return (
             f"diverged at update {error.update} (after episode {state.episodes}): "

@@ -86,6 +86,10 @@ class ReinforceSettings(RunSettings):
         if self.bootstrap_truncated and not self.baseline:
             raise SettingError("bootstrap_truncated", "needs --baseline")
 
+    def divergence_suspects(self) -> tuple[str, ...]:
+        off = () if self.baseline else ("critic_learning_rate",)  # no critic, no suspect
+        return tuple(name for name in self.DIVERGENCE_SUSPECTS if name not in off)
+
 
 #: What each course variant changes from variant 1 (the defaults above).
 VARIANTS: dict[str, dict[str, Any]] = {

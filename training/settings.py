@@ -173,6 +173,11 @@ class RunSettings:
                     f"got {getattr(self, name):g}",
                 )
 
+    def divergence_suspects(self) -> tuple[str, ...]:
+        """The suspects named when this run diverges: a script drops those its other settings
+        switch off (a learning rate of a network the run does not have)."""
+        return self.DIVERGENCE_SUSPECTS
+
     @property
     def stop_score(self) -> float:
         """The score the stop rule aims at (the learning curve's line)."""
