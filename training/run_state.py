@@ -117,9 +117,10 @@ class TrainingResult:
 
 #: The figure an evaluation record holds, one per record, named for what it measured: the
 #: vectorised NumPy check's mean (or the upper bound it stopped at once the threshold was out
-#: of reach), then, if that passed, the mean of the agent's own ``act``.
+#: of reach), then, if that passed, the mean of the agent's own ``act`` (or its upper bound).
 EVALUATION_FIGURES = (
     "agent_greedy_mean",
+    "agent_greedy_upper_bound",
     "vectorised_greedy_mean",
     "vectorised_greedy_upper_bound",
 )
