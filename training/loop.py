@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from training.command_line import parse_command
 from training.exits import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -42,7 +43,8 @@ from training.run_state import (
     policy_outputs_finite,
     update_seed,
 )
-from training.settings import RunSettings, Script, as_flag, parse_command
+from training.runs import DamagedRunFileError, RunFolder, RunFolderHeldError
+from training.settings import RunSettings, Script, as_flag
 from training.solve_check import SolveCheck
 from training.tasks import TASKS
 
@@ -89,6 +91,10 @@ class Trainer:
         command: str | None = None,
         on_update: UpdateCallback | None = None,
     ) -> None:
+        # The run folder's lock before anything slow: a second writer is refused at once.
+        self.run = None if resume is None else RunFolder.open(resume, settings.tensorboard)
+        if self.run is not None and self.run.notice:
+            print(f"{script.name}: {self.run.notice}", file=sys.stderr)
         # TensorFlow loads here, not at import, so --help and a bad flag answer at once.
         from training.startup import import_tensorflow_quietly
 
@@ -98,7 +104,6 @@ class Trainer:
         seed_everything(settings.seed, settings.threads)
         from agents import AGENT_CLASSES
         from training.rollouts import make_envs
-        from training.runs import RunFolder
 
         self.settings = settings
         self.script = script
@@ -109,7 +114,7 @@ class Trainer:
         self.algorithm: Algorithm = script.algorithm_class(settings, self.envs)
         self.solve_check = SolveCheck(settings, task.env_id)
         self.state = RunState(settings)
-        if resume is None:
+        if self.run is None:
             self.run = RunFolder.create(
                 Path(settings.runs_dir),
                 f"{script.name}-seed{settings.seed}",
@@ -118,19 +123,19 @@ class Trainer:
             )
             self.agent().save(self._checkpoint_prefix(UNTRAINED))
         else:
-            self.run = RunFolder.open(resume, tensorboard=settings.tensorboard)
+            arrays, counters = self.run.load_state()  # DamagedRunFileError: one line, exit 1
             try:
-                arrays, counters = self.run.load_state()
                 self.algorithm.load_state(arrays)
                 self.state.restore(counters)
-            except (OSError, ValueError, KeyError) as error:  # BadZipFile is a ValueError
+            except (ValueError, KeyError) as error:
                 reason = describe_error(error).split(". ")[0]
                 raise TrainingError(
-                    f"{self.run.state_path}: damaged or incomplete ({reason}); restore it from a "
-                    "backup or start a new run"
+                    f"{self.run.state_path}: damaged or incomplete ({reason}); start a new run"
                 ) from error
+            self.run.check_latest_checkpoint(self.agent_class)
+        self.run.open_progress(self.state.episodes)  # DamagedRunFileError before any write
+        if resume is not None:
             self.run.write_json("settings.json", settings.to_json(script.name))
-        self.run.open_progress(self.state.episodes)
         if command is not None:
             self.run.record_command(command)
 
@@ -305,7 +310,7 @@ class Trainer:
                 self._save_last(stop_reason)
             except DivergenceError as error:
                 stop_reason, divergence = "diverged", self._divergence(error)
-        self.run.close()
+        self.run.close_progress()  # the lock stays until summary.json is written
         self.run.plot_learning_curve(
             f"{self.script.name} ({settings.agent}, seed {settings.seed})", settings.stop_score
         )
@@ -323,6 +328,7 @@ class Trainer:
             divergence,
         )
         self.run.write_json("summary.json", result.to_json())
+        self.run.close()
         self.envs.close()
         self.solve_check.close()
         return result
@@ -362,7 +368,12 @@ def run_script(script: Script, argv: list[str] | None = None) -> int:
         signal_name, status = stop_status(stop)
         print(f"{name}: stopped by {signal_name} before training started", file=sys.stderr)
         return status
-    except (OSError, TrainingError) as error:
+    except RunFolderHeldError as error:  # another process is writing to the run
+        if command.debug:
+            raise
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, TrainingError, DamagedRunFileError) as error:
         if command.debug:
             raise
         print(f"{name}: error: {describe_error(error)}", file=sys.stderr)
