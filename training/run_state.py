@@ -11,14 +11,11 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from training.exits import EXIT_DIVERGED, Terminated, stop_status
-
-if TYPE_CHECKING:
-    from training.settings import RunSettings
 
 PROBES = 64  # observations the policy's outputs are checked on when an agent refuses it
 #: Stop reasons that leave no final agent (a stopped run resumes; diverged weights are dropped).
@@ -150,7 +147,8 @@ COUNTERS = ("episodes", "updates", "env_steps", "trained_steps", "last_checkpoin
 class RunState:
     """The counters and recent scores of a run: all of it is saved for ``--resume``."""
 
-    def __init__(self, settings: RunSettings) -> None:
+    def __init__(self, settings: Any) -> None:
+        # settings: a RunSettings, read by attribute (this module sits below training.settings)
         self.settings = settings
         self.episodes = self.updates = self.env_steps = self.trained_steps = 0
         self.last_checkpoint = 0

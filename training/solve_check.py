@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from agents.evaluation import best_reachable_mean, evaluate
 from training.rollouts import Policy, make_envs
 from training.run_state import RunState
-
-if TYPE_CHECKING:
-    from training.settings import RunSettings
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse training resets
 
@@ -67,7 +64,8 @@ class SolveCheck:
     as the bar is out of reach. Where the gate already demands the bar (the pendulum's PPO), the
     precheck would only play the same 20 episodes twice."""
 
-    def __init__(self, settings: RunSettings, env_id: str) -> None:
+    def __init__(self, settings: Any, env_id: str) -> None:
+        # settings: a RunSettings, read by attribute (this module sits below training.settings)
         import gymnasium as gym
 
         self.settings = settings
