@@ -318,7 +318,8 @@ class RunFolder:
         advice = self._state_advice()
         try:
             if self.state_path.read_bytes()[:4] != NPZ_MAGIC:
-                raise DamagedRunFileError(self.state_path, "damaged: not an npz archive", advice)
+                problem = "damaged or incomplete (not an npz archive)"
+                raise DamagedRunFileError(self.state_path, problem, advice)
             with np.load(self.state_path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files if not k.startswith(COUNTER_PREFIX)}
                 counters = {
