@@ -57,15 +57,27 @@ def import_tensorflow_quietly() -> None:
     cuInit" (an error-level line, shown under the Makefile's TF_CPP_MIN_LOG_LEVEL=2); listing
     them does not start the runtime, so thread settings still apply. An import error still
     raises as usual; only what the libraries write to stderr while loading is dropped.
+
+    Keras' optional image-gallery helpers import ``matplotlib.pyplot`` while Keras loads (about
+    0.5 s here) when matplotlib is installed; training never uses them, so matplotlib is hidden
+    for the import (a ``None`` in ``sys.modules`` makes ``import`` raise ImportError, which
+    Keras treats as "not installed"), and a learning curve imports it for real later.
     """
     if "tensorflow" in sys.modules:
         return
     set_quiet_environment()
-    with _stderr_silenced_at_fd_level():
-        import keras  # noqa: F401 - loading is the point
-        import tensorflow
+    hidden = "matplotlib" not in sys.modules
+    if hidden:
+        sys.modules["matplotlib"] = None  # type: ignore[assignment]
+    try:
+        with _stderr_silenced_at_fd_level():
+            import keras  # noqa: F401 - loading is the point
+            import tensorflow
 
-        tensorflow.config.list_physical_devices()
+            tensorflow.config.list_physical_devices()
+    finally:
+        if hidden:
+            del sys.modules["matplotlib"]
 
 
 def exit_now(status: int) -> typing.NoReturn:
