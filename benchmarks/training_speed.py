@@ -5,15 +5,18 @@
   under a time cap; reports wall time to solve and environment steps per second.
 - ``ppo``: ``training.ppo`` against Stable-Baselines3's PPO with the RL Zoo's settings
   (``benchmarks/sb3_ppo.py``, run by the Python given with ``--sb3-python``: a separate virtual
-  environment with stable-baselines3, CPU torch and gymnasium[mujoco]). The two alternate seed
-  by seed so that both see the same machine load; reports wall time and env steps to solve.
+  environment with stable-baselines3, CPU torch and gymnasium[mujoco]), and against a bare
+  ``python -c "import tensorflow"``, the floor no TensorFlow program goes below. The three
+  alternate seed by seed so that all see the same machine load; reports wall and CPU time and
+  env steps to solve, and each run's time as a multiple of the bare import.
 
 Wall time runs from the subprocess's start to its end, Python start-up and imports included.
 Solved means a greedy evaluation averages >= 475 (CartPole) / >= 950 (pendulum) over 20
 episodes.
 
     python benchmarks/training_speed.py                  # both suites and agents, seeds 1 2 3
-    python benchmarks/training_speed.py --suite ppo --sb3-python /work/sb3-venv/bin/python
+    python benchmarks/training_speed.py --suite ppo --seeds 1 2 3 4 5 \
+        --sb3-python /work/sb3-venv/bin/python
     python benchmarks/training_speed.py --agent pendulum --seeds 42 --cap 30
 """
 
@@ -41,7 +44,7 @@ FAST_SCRIPTS = {
 }
 SB3_SCRIPT = ROOT / "benchmarks" / "sb3_ppo.py"
 SUITES = ("fast", "ppo")
-DEFAULT_SEEDS = (1, 2, 3)
+DEFAULT_SEEDS = (1, 2, 3, 4, 5)
 DEFAULT_CAP = 60.0
 GAMMA = 0.99
 RUNNING_WINDOW = 30
@@ -116,6 +119,21 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def run_bare_import() -> dict:
+    """``python -c "import tensorflow"`` as a subprocess, timed the same way: what every
+    TensorFlow program pays before it does anything."""
+    start, cpu = time.perf_counter(), children_cpu_seconds()
+    subprocess.run(
+        [sys.executable, "-c", "import tensorflow"],
+        cwd=ROOT,
+        env=ENV,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return {"wall": time.perf_counter() - start, "cpu": children_cpu_seconds() - cpu}
+
+
 def run_sb3(python: str, agent: str, seed: int) -> dict:
     """One Stable-Baselines3 run (benchmarks/sb3_ppo.py) under ``python``, timed the same way."""
     return timed_report(
@@ -139,19 +157,20 @@ def course_worker(task: str, seed: int, cap: float) -> dict:
 
     from agents import AGENT_CLASSES
     from agents.evaluation import evaluate
-    from training import networks
+    from training.gaussian_actor_critic import critic_network, gaussian_policy
+    from training.reinforce import mlp, with_softmax
 
     keras.utils.set_random_seed(seed)
     env_id, threshold = TASKS[task].env_id, TASKS[task].solve_score
     env = gym.make(env_id)
     pendulum = task == "pendulum"
     if pendulum:
-        actor = networks.build_gaussian_policy(4, (256, 256), 1, seed)
+        actor = gaussian_policy(4, (256, 256), 1, seed, 1)
         policy = actor
     else:
-        actor = networks.build_categorical_policy(4, (128,), 2, seed)
-        policy = networks.export_categorical_policy(actor)
-    critic = networks.build_critic(4, (128,), seed + 100)
+        actor = mlp(4, (128,), 2, seed, 1, "policy_logits")
+        policy = with_softmax(actor)
+    critic = critic_network(4, (128,), seed + 100, 1)
     actor_optimizer = keras.optimizers.Adam(3e-5, clipnorm=1.0)
     critic_optimizer = keras.optimizers.Adam(1e-4, clipnorm=1.0)
     huber = keras.losses.Huber()
@@ -284,8 +303,9 @@ def report(task: str, ours: list[dict], course: dict, cap: float) -> list[str]:
     return lines
 
 
-def ppo_report(task: str, ours: list[dict], sb3: list[dict]) -> list[str]:
-    """Per-seed and median wall time and env steps to solve, ours against SB3, and the ratio."""
+def ppo_report(task: str, ours: list[dict], sb3: list[dict], bare: list[dict]) -> list[str]:
+    """Per-seed and median wall time and env steps to solve, ours against SB3 and against a
+    bare TensorFlow import, and the ratios."""
     lines = [
         f"{task} ({TASKS[task].env_id}), PPO: ours = training.ppo --agent {task}, "
         f"SB3 = benchmarks/sb3_ppo.py (RL Zoo settings)"
@@ -311,6 +331,14 @@ def ppo_report(task: str, ours: list[dict], sb3: list[dict]) -> list[str]:
         lines.append(
             f"  ratio: ours solves {walls['SB3'] / walls['ours']:.2f}x faster than SB3 "
             f"(median wall times; {cpus['SB3'] / cpus['ours']:.2f}x by CPU time)"
+        )
+    if bare:
+        wall = statistics.median(r["wall"] for r in bare)
+        cpu = statistics.median(r["cpu"] for r in bare)
+        lines.append(
+            f"  floor: a bare import tensorflow took {wall:.2f} s wall ({cpu:.2f} s CPU), median "
+            f"of {len(bare)}; a whole run of ours is {walls['ours'] / wall:.2f}x that "
+            f"({cpus['ours'] / cpu:.2f}x by CPU time)"
         )
     return lines
 
@@ -366,14 +394,15 @@ def main(argv: list[str] | None = None) -> int:
         if "fast" in suites:
             lines.extend(fast_suite(task, args))
         if "ppo" in suites:
-            ours, sb3 = [], []
-            for seed in args.seeds:  # alternate, so that both meet the same machine load
+            ours, sb3, bare = [], [], []
+            for seed in args.seeds:  # alternate, so that all meet the same machine load
+                bare.append(run_bare_import())
                 ours.append(run_ours("ppo", task, seed, args.budget))
                 print(f"{task} ppo seed {seed}: {ours[-1]}", file=sys.stderr, flush=True)
                 if args.sb3_python:
                     sb3.append(run_sb3(args.sb3_python, task, seed))
                     print(f"{task} sb3 seed {seed}: {sb3[-1]}", file=sys.stderr, flush=True)
-            lines.extend(ppo_report(task, ours, sb3))
+            lines.extend(ppo_report(task, ours, sb3, bare))
     print("\n".join(lines))
     return 0
 
