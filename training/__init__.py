@@ -1,8 +1,9 @@
-"""Training scripts and their shared core for the cartpole and pendulum agents.
+"""Training scripts for the cartpole and pendulum agents, on a small shared core.
 
-Five standalone scripts reproduce the course's variants and offer a fast preset; they share
-one core: task facts (tasks), presets, settings, returns, distributions, networks, vectorised
-rollouts, the update steps (algorithm), one training loop and the run folder (runs).
+Each algorithm reads top to bottom in its own script: reinforce.py (the course's variants
+1-4), gaussian_actor_critic.py (variant 5) and ppo.py. The core under them: tasks, settings
+and command_line, runs (the run folder), loop, run_state and solve_check, rollouts, returns
+and distributions. docs/architecture.md shows the layers.
 """
 
 from training.startup import set_quiet_environment
