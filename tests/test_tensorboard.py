@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from training.loop import train
-from training.reinforce import ReinforceSettings
+from training.reinforce import SCRIPT
 from training.runs import SCALAR_COLUMNS, RunFolder
 
 FLOAT32 = 1e-6  # scalars are stored as float32
@@ -43,7 +43,7 @@ def read_progress(run_dir: Path) -> list[dict[str, str]]:
 def run_dir(tmp_path_factory) -> Path:
     """A tiny REINFORCE run that evaluates after every update from the second on."""
     runs = tmp_path_factory.mktemp("runs")
-    settings = ReinforceSettings.preset(
+    settings = SCRIPT.preset(
         "fast",
         num_envs=4,
         episodes_per_update=4,
@@ -54,7 +54,7 @@ def run_dir(tmp_path_factory) -> Path:
         runs_dir=str(runs),
         progress_bar=False,
     )
-    return train(settings).run_dir
+    return train(settings, SCRIPT).run_dir
 
 
 def test_scalars_match_progress_csv(run_dir: Path) -> None:
@@ -110,7 +110,7 @@ def test_tensorboard_opens_the_logs(run_dir: Path) -> None:
 
 
 def test_no_tensorboard_writes_no_events(tmp_path: Path) -> None:
-    settings = ReinforceSettings.preset(
+    settings = SCRIPT.preset(
         "fast",
         num_envs=2,
         episodes_per_update=2,
@@ -119,7 +119,7 @@ def test_no_tensorboard_writes_no_events(tmp_path: Path) -> None:
         progress_bar=False,
         tensorboard=False,
     )
-    run_dir = train(settings).run_dir
+    run_dir = train(settings, SCRIPT).run_dir
     assert (run_dir / "progress.csv").exists()
     assert not list(run_dir.glob("events.out.tfevents.*"))
 

@@ -3,10 +3,12 @@ Ctrl-C and SIGTERM, output folders, quiet start-up and file modes."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,28 +19,72 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_training_scripts import SCRIPTS, SETTINGS, only_run, read_rows, settings_for, tiny
 
 from agents import AGENT_CLASSES
-from training import reinforce, reinforce_baseline
-from training.loop import (
+from training import (
+    gaussian_actor_critic,
+    reinforce,
+    reinforce_baseline,
+    reinforce_baseline_lr,
+    reinforce_normalised,
+)
+from training.command_line import parse_command
+from training.exits import (
     EXIT_DIVERGED,
     EXIT_FAILED,
     EXIT_TERMINATED,
-    RunState,
-    SolveCheck,
     Terminated,
-    TrainingError,
     deferred_interrupt,
     terminate_as_interrupt,
-    train,
 )
-from training.settings import SettingError, field_metadata, parse_command
+from training.loop import TrainingError, train
+from training.run_state import RunState, TrainingResult
+from training.runs import DamagedRunFileError
+from training.settings import Bounds, SettingError, flag_of
+from training.solve_check import SolveCheck
 
 REPO = Path(__file__).resolve().parents[1]
-SETTINGS_CLASSES = list(SETTINGS.values())
+#: The course's scripts (PPO's settings are tested with PPO).
+SCRIPTS = [
+    reinforce,
+    reinforce_baseline,
+    reinforce_baseline_lr,
+    reinforce_normalised,
+    gaussian_actor_critic,
+]
 #: Numbers that may take any finite value (a score to reach); every other number has bounds.
 UNBOUNDED = {"target_running_reward", "solve_threshold", "eval_gate"}
+
+
+def tiny(runs_dir: Path, *extra: str) -> list[str]:
+    """A command line for a run of 4 episodes, 2 per update, a checkpoint every update."""
+    return [
+        "--max-episodes", "4", "--num-envs", "2", "--episodes-per-update", "2",
+        "--checkpoint-every", "2", "--runs-dir", str(runs_dir), "--no-progress-bar", *extra,
+    ]  # fmt: skip
+
+
+def settings_for(tmp_path: Path, **overrides):
+    """reinforce_normalised's fast preset on a budget of 6 episodes, 2 per update."""
+    values = {
+        "max_episodes": 6,
+        "num_envs": 2,
+        "episodes_per_update": 2,
+        "checkpoint_every": 2,
+        "runs_dir": str(tmp_path),
+        "progress_bar": False,
+    }
+    return reinforce_normalised.SCRIPT.preset("fast", **{**values, **overrides})
+
+
+def only_run(runs_dir: Path) -> Path:
+    (run,) = list(runs_dir.iterdir())
+    return run
+
+
+def read_rows(run: Path) -> list[dict[str, str]]:
+    with (run / "progress.csv").open(newline="") as stream:
+        return list(csv.DictReader(stream))
 
 
 def run_main(script, argv: list[str], capsys) -> tuple[int, str, str]:
@@ -80,20 +126,9 @@ def one_line(text: str) -> str:
         (["--seed", "-1"], "--seed must be at least 0, got -1"),
         (["--bootstrap-truncated"], "--bootstrap-truncated needs --baseline"),
         (
-            ["--critic-steps", "3"],
-            "--critic-steps has no effect without --baseline: add --baseline or drop "
-            "--critic-steps",
-        ),
-        (
-            ["--preset", "fast", "--target-running-reward", "200"],
-            "--target-running-reward has no effect without --stop running_reward: add --stop "
-            "running_reward or drop --target-running-reward",
-        ),
-        (
             ["--preset", "fast", "--solve-threshold", "600"],
             "--solve-threshold can never be reached: CartPole-v1 scores at most 500, got 600",
         ),
-        (["--num-envs", "x"], "argument --num-envs: invalid int value: 'x'"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_the_flag(argv, line, capsys) -> None:
@@ -102,22 +137,58 @@ def test_a_bad_setting_is_one_line_naming_the_flag(argv, line, capsys) -> None:
     assert one_line(err) == f"reinforce: error: {line}"
 
 
-@pytest.mark.parametrize("settings_class", SETTINGS_CLASSES, ids=lambda c: c.SCRIPT)
-def test_every_numeric_setting_has_its_range(settings_class) -> None:
-    """Each number is checked generically from its metadata: a value outside is refused with
-    the field's name, NaN is refused for every float, and every preset is valid."""
-    for preset in settings_class.PRESETS:
-        settings_class.preset(preset)
-    hints = typing.get_type_hints(settings_class)
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--num-envs", "x"], "--num-envs"),  # not a number: tyro's own message
+        (["--episodes", "30"], "--episodes"),  # abbreviated: never --episodes-per-update
+    ],
+)
+def test_a_flag_tyro_refuses_exits_2_naming_it(argv, flag, capsys) -> None:
+    status, out, err = run_main(reinforce, argv, capsys)
+    assert status == 2 and out == "" and "Traceback" not in err
+    assert re.search(f"{flag}(?![-\\w])", err), err
+
+
+def test_an_abbreviated_flag_is_refused_before_anything_runs(tmp_path) -> None:
+    """``python -m training.reinforce --episodes 30`` once trained 1,020 episodes (argparse
+    read it as --episodes-per-update 30); it is refused, exit 2, and nothing is written."""
+    done = subprocess.run(
+        [sys.executable, "-m", "training.reinforce", "--episodes", "30"],
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert re.search(r"--episodes(?![-\w])", done.stderr), done.stderr
+    assert list(tmp_path.iterdir()) == []  # no runs/ folder: nothing trained
+
+
+def bounds_of(hint) -> Bounds | None:
+    return next((m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Bounds)), None)
+
+
+@pytest.mark.parametrize("module", SCRIPTS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_every_numeric_setting_has_its_range(module) -> None:
+    """Each number is checked generically from its type's bounds: a value outside is refused
+    with the field's name, NaN is refused for every float, and every preset is valid."""
+    script = module.SCRIPT
+    for preset in script.presets:
+        script.preset(preset)
+    settings_class = script.settings_class
+    hints = typing.get_type_hints(settings_class, include_extras=True)
+    kinds = typing.get_type_hints(settings_class)  # without the bounds
     defaults = settings_class()
     numeric = [
         f.name
         for f in dataclasses.fields(settings_class)
-        if hints[f.name] in (int, float, tuple[int, ...])
+        if kinds[f.name] in (int, float, tuple[int, ...])
     ]
     assert {"num_envs", "gamma", "actor_hidden", "clipnorm", "max_seconds"} <= set(numeric)
     for name in numeric:
-        kind, bounds = hints[name], field_metadata(name, settings_class)["bounds"]
+        kind, bounds = kinds[name], bounds_of(hints[name])
         if name in UNBOUNDED:
             assert bounds is None
         else:
@@ -128,14 +199,14 @@ def test_every_numeric_setting_has_its_range(settings_class) -> None:
                 dataclasses.replace(defaults, **{name: value})
             assert error.value.name == name
         if kind is float:
-            with pytest.raises(SettingError, match=f"^{name} must be a finite number"):
+            with pytest.raises(SettingError, match=f"^{flag_of(name)} must be a finite number"):
                 dataclasses.replace(defaults, **{name: math.nan})
     with pytest.raises(SettingError) as error:
         dataclasses.replace(defaults, gamma=1.5)
-    assert str(error.value) == "gamma must be above 0 and at most 1, got 1.5"
+    assert str(error.value) == "--gamma must be above 0 and at most 1, got 1.5"
     with pytest.raises(SettingError) as error:
         dataclasses.replace(defaults, num_envs=2.5)
-    assert str(error.value) == "num_envs must be a whole number, got 2.5"
+    assert str(error.value) == "--num-envs must be a whole number, got 2.5"
 
 
 def test_help_and_bad_flags_never_import_tensorflow() -> None:
@@ -229,7 +300,7 @@ def test_resume_refuses_changed_settings_and_names_them(finished_run, capsys) ->
 
 def test_resume_accepts_the_same_settings_and_a_new_budget(finished_run) -> None:
     command = parse_command(
-        reinforce.ReinforceSettings,
+        reinforce.SCRIPT,
         ["--resume", str(finished_run), "--seed", "42", "--num-envs", "2", "--max-episodes", "9"],
     )
     stored = json.loads((finished_run / "settings.json").read_text())
@@ -273,8 +344,9 @@ def test_a_damaged_resume_state_is_one_line(finished_run, tmp_path, capsys) -> N
     line = one_line(err)
     state = damaged / "resume_state.npz"
     assert line.startswith(f"reinforce: error: {state}: damaged or incomplete (")
-    assert line.endswith("restore it from a backup or start a new run")
-    with pytest.raises(TrainingError):  # --debug: the traceback instead
+    assert "start a new run" in line
+    # --debug: the traceback instead
+    with pytest.raises((TrainingError, DamagedRunFileError), match=re.escape(str(state))):
         reinforce.main(["--resume", str(damaged), "--debug"])
 
 
@@ -284,9 +356,7 @@ def test_a_damaged_resume_state_is_one_line(finished_run, tmp_path, capsys) -> N
 def break_update_three(monkeypatch, broken: str) -> dict[str, int]:
     """Make the third update go wrong: a NaN loss, an infinite gradient norm (as the learner
     reports a non-finite gradient), or NaN weights behind finite figures."""
-    from training.algorithm import EpisodicPolicyGradient
-
-    real_learn = EpisodicPolicyGradient.learn
+    real_learn = reinforce.Reinforce.learn
     calls = {"n": 0}
 
     def learn(self, batch):
@@ -302,7 +372,7 @@ def break_update_three(monkeypatch, broken: str) -> dict[str, int]:
                 variable.assign(np.full(variable.shape, np.nan, dtype=np.float32))
         return outcome
 
-    monkeypatch.setattr(EpisodicPolicyGradient, "learn", learn)
+    monkeypatch.setattr(reinforce.Reinforce, "learn", learn)
     return calls
 
 
@@ -314,7 +384,7 @@ def test_a_non_finite_update_stops_the_run_and_keeps_the_last_finite_checkpoint(
     figures are caught before they are saved (update 3 is due a checkpoint). Either way the
     checkpoint of update 2 (episode 4) is the last, and the resume state matches it."""
     calls = break_update_three(monkeypatch, broken)
-    result = train(settings_for(tmp_path, max_episodes=10))
+    result = train(settings_for(tmp_path, max_episodes=10), reinforce_normalised.SCRIPT)
     assert calls["n"] == 3 and result.stop_reason == "diverged" and not result.saved_final
     logged = 6 if broken == "weights" else 4  # the figures of update 3 looked fine
     assert result.episodes == logged
@@ -333,6 +403,8 @@ def test_a_non_finite_update_stops_the_run_and_keeps_the_last_finite_checkpoint(
         result.divergence
     )
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "episode_000000.config",  # the untrained policy, saved as the run starts
+        "episode_000000.keras",
         "episode_000002.config",
         "episode_000002.keras",
         "episode_000004.config",
@@ -353,21 +425,36 @@ def test_the_update_reports_its_gradient_norms() -> None:
     can leave the loss finite): here the critic's, against a gradient taken by hand."""
     import tensorflow as tf
 
-    from training import networks
-    from training.algorithm import Learner, huber
-    from training.distributions import Categorical
-    from training.settings import TrainingSettings
+    from training.rollouts import EpisodeBatch, make_envs
 
-    actor = networks.build_categorical_policy(4, (8,), 2, seed=0)
-    critic = networks.build_critic(4, (8,), seed=1)
+    settings = reinforce.ReinforceSettings(
+        baseline=True, actor_hidden=(8,), critic_hidden=(8,), progress_bar=False
+    )
+    envs = make_envs("CartPole-v1", 1)
+    algorithm = reinforce.Reinforce(settings, envs)
+    envs.close()
     observations = np.random.default_rng(2).normal(size=(1, 5, 4)).astype(np.float32)
-    returns = np.array([[4.9, 3.9, 2.97, 1.99, 1.0]], dtype=np.float32)
-    mask = np.ones((1, 5), dtype=np.float32)
+    rewards = np.ones((1, 5), dtype=np.float32)
+    returns = np.zeros(5, dtype=np.float32)
+    for t in reversed(range(5)):  # G_t = r_t + gamma G_{t+1}, by hand
+        returns[t] = 1.0 + settings.gamma * (returns[t + 1] if t < 4 else 0.0)
     with tf.GradientTape() as tape:
-        loss = huber(tf.constant(returns[0]), critic(observations[0])[:, 0], tf.ones(5))
-    expected = float(tf.linalg.global_norm(tape.gradient(loss, critic.trainable_variables)))
-    learner = Learner(TrainingSettings(baseline=True), actor, critic, Categorical)
-    figures = learner.update(observations, np.zeros((1, 5), np.int32), returns, mask, mask)
+        values = algorithm.critic(observations[0])[:, 0]
+        loss = reinforce.huber(tf.constant(returns), values, tf.ones(5))
+    gradients = tape.gradient(loss, algorithm.critic.trainable_variables)
+    expected = float(tf.linalg.global_norm(gradients))
+    batch = EpisodeBatch(
+        observations=observations,
+        actions=np.zeros((1, 5), np.int32),
+        rewards=rewards,
+        mask=np.ones((1, 5), np.float32),
+        lengths=np.array([5]),
+        scores=np.array([5.0]),
+        env_steps=5,
+        final_observations=np.zeros((1, 4), np.float32),
+        truncated=np.array([False]),
+    )
+    figures = algorithm.learn(batch).losses
     np.testing.assert_allclose(figures["critic_gradient_norm"], expected, rtol=1e-5)
     assert 0 < figures["actor_gradient_norm"] < math.inf
 
@@ -401,6 +488,17 @@ def test_final_line_and_summary_name_the_greedy_figure_that_decided(tmp_path, ca
     line = one_line(out)
     assert line.startswith("reinforce: solved after 2 episodes, 1 updates")
     assert f", agent greedy mean {agent_mean:.1f} over 2 episodes, running reward " in line
+
+
+def test_an_agent_evaluation_that_gave_up_is_named_in_the_final_line(tmp_path, capsys) -> None:
+    """The agent's evaluation stops once the threshold is out of reach and records its upper
+    bound; a run whose last evaluation did so still ends with one line naming that figure."""
+    record = {"update": 3, "episode": 6, "wall_time": 1.0, "agent_greedy_upper_bound": 412.5}
+    result = TrainingResult(tmp_path, "max_episodes", 6, 3, 60, 60, 1.0, 20.0, False, [record])
+    assert result.report("reinforce", 20) == 0
+    line = one_line(capsys.readouterr().out)
+    assert line.startswith("reinforce: max_episodes after 6 episodes, 3 updates")
+    assert ", agent greedy upper bound 412.5 over 20 episodes, running reward 20.0; " in line
 
 
 def test_an_evaluation_done_before_an_interruption_is_not_repeated() -> None:
