@@ -85,6 +85,14 @@ def test_promote_takes_the_untrained_policy_of_a_course_named_run_as_early_agent
     early = CartPoleAgent.load(tmp_path / "weights" / "early" / "cartpole")
     assert early.extra_config["training"]["episodes"] == 0
     assert (tmp_path / "weights" / "cartpole_learning_curve.png").is_file()  # beside the weights
+    # Without the untrained policy (a run saved before the runs kept it), the first
+    # course-named checkpoint, 3.keras, is the early agent.
+    for suffix in (".keras", ".config"):
+        (run / "checkpoints" / f"episode_000000{suffix}").unlink()
+    record = promote_run(run, tmp_path / "older")
+    assert record["early_checkpoint_episode"] == 4
+    early = CartPoleAgent.load(tmp_path / "older" / "early" / "cartpole")
+    assert early.extra_config["training"]["episodes"] == 4
 
 
 def test_promote_given_an_agent_prefix_names_its_run_folder(finished_run: Path, tmp_path: Path):
