@@ -242,7 +242,10 @@ def row(episode: int) -> dict[str, float]:
     ("damage", "problem"),
     [
         (lambda path: path.unlink(), "missing"),
-        (lambda path: path.write_bytes(b"not an npz file"), "damaged or incomplete (not an npz archive)"),
+        (
+            lambda path: path.write_bytes(b"not an npz file"),
+            "damaged or incomplete (not an npz archive)",
+        ),
         (lambda path: path.write_bytes(path.read_bytes()[:200]), "damaged or incomplete ("),
         (lambda path: np.savez(path, weights=np.zeros(3)), "damaged: it holds no counters"),
     ],

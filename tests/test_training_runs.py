@@ -188,10 +188,10 @@ def wait_until(condition, process: subprocess.Popen, seconds: float = 120) -> No
 
 def test_a_second_resume_is_refused_while_the_first_finishes(base_run, tmp_path) -> None:
     run = copy_of(base_run, tmp_path)
-    first = resume(run, 640)
+    first = resume(run, 320)
     try:
         wait_until(lambda: held_by(run) == first.pid, first)
-        status, out, err = finish(resume(run, 640), timeout=120)
+        status, out, err = finish(resume(run, 320), timeout=120)
         assert first.poll() is None  # refused while the first still trains
         assert status == 2 and out == ""
         assert only_line(err) == (
@@ -202,7 +202,7 @@ def test_a_second_resume_is_refused_while_the_first_finishes(base_run, tmp_path)
     finally:
         first.kill()
     assert status == 0 and err == "" and only_line(out)
-    assert episodes_logged(run) == list(range(1, 641))  # every episode once, in order
+    assert episodes_logged(run) == list(range(1, 321))  # every episode once, in order
     assert held_by(run) is None
 
 
@@ -215,14 +215,14 @@ def test_a_run_whose_holder_was_killed_resumes_with_a_notice(base_run, tmp_path)
         killed.communicate(timeout=60)
     finally:
         killed.kill()
-    status, out, err = finish(resume(run, 128))
-    assert status == 0 and only_line(out).startswith("reinforce: max_episodes after 128 episodes")
+    status, out, err = finish(resume(run, 96))
+    assert status == 0 and only_line(out).startswith("reinforce: max_episodes after 96 episodes")
     assert only_line(err) == (
         f"reinforce: {run}: took over the lock left by process {killed.pid} on "
         f"{socket.gethostname()}, which ended without releasing it (killed, or the machine "
         "stopped); continuing from the last saved state"
     )
-    assert episodes_logged(run) == list(range(1, 129))  # the killed run's extra rows dropped
+    assert episodes_logged(run) == list(range(1, 97))  # the killed run's extra rows dropped
 
 
 def cut_in_half(path: Path) -> None:
@@ -249,7 +249,7 @@ def test_each_damaged_file_is_one_line_and_exit_1(base_run, tmp_path, name, dama
     run = copy_of(base_run, tmp_path)
     damage(run / name)
     before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
-    status, out, err = finish(resume(run, 128))
+    status, out, err = finish(resume(run, 96))
     assert status == 1 and out == ""
     line = only_line(err)
     assert line.startswith(f"reinforce: error: {run / name}: {problem}"), line
@@ -277,7 +277,7 @@ def savez(stream, **arrays):  # the resume state's write stops half way
 np.savez = savez
 from training import reinforce
 
-raise SystemExit(reinforce.main(["--resume", sys.argv[2], "--max-episodes", "128"]))
+raise SystemExit(reinforce.main(["--resume", sys.argv[2], "--max-episodes", "96"]))
 """
 
 
@@ -304,10 +304,10 @@ def test_a_write_cut_short_leaves_the_previous_resume_state_resumable(base_run, 
         assert not list(run.glob(".*.tmp"))
     else:
         assert cut.returncode == -signal.SIGKILL
-    status, out, err = finish(resume(run, 128))
-    assert status == 0 and only_line(out).startswith("reinforce: max_episodes after 128")
+    status, out, err = finish(resume(run, 96))
+    assert status == 0 and only_line(out).startswith("reinforce: max_episodes after 96")
     assert ("took over the lock" in err) == (how == "killed")
-    assert episodes_logged(run) == list(range(1, 129))
+    assert episodes_logged(run) == list(range(1, 97))
     assert not list(run.glob(".*.tmp"))  # a killed writer's temporary file is removed
     with np.load(run / "resume_state.npz") as state:
-        assert int(state["counter/episodes"]) == 128
+        assert int(state["counter/episodes"]) == 96
