@@ -132,6 +132,16 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def package_files(agents_dir: Path) -> dict[str, Path]:
+    """The source files of an agents package (no caches), by their name in a bundle."""
+    files = {}
+    for source in sorted(agents_dir.rglob("*.py")):
+        relative = source.relative_to(agents_dir)
+        if "__pycache__" not in relative.parts:
+            files[(PurePosixPath("agents") / relative.as_posix()).as_posix()] = source
+    return files
+
+
 def stage_bundle(stage: Path, agents_dir: Path, weight_files: dict[str, Path]) -> None:
     """Copy the agents package source (no caches) and the weight files into `stage`.
 
@@ -139,11 +149,8 @@ def stage_bundle(stage: Path, agents_dir: Path, weight_files: dict[str, Path]) -
     """
     if not (agents_dir / "__init__.py").is_file():
         raise BundleError(f"{agents_dir}: not a Python package (no __init__.py)")
-    for source in sorted(agents_dir.rglob("*.py")):
-        relative = source.relative_to(agents_dir)
-        if "__pycache__" in relative.parts:
-            continue
-        target = stage / "agents" / relative
+    for name, source in package_files(agents_dir).items():
+        target = stage / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
     for name, source in weight_files.items():

@@ -61,7 +61,14 @@ def patched_agents(tmp_path: Path, old: str, new: str) -> Path:
 def submit_pendulum_with(agents_dir: Path, weights: Path, out: Path) -> tuple[int, dict]:
     """Quick submit of the pendulum weights, bundling the given agents package."""
     return run_submit(
-        "--agent", "pendulum", "--weights", weights, "--out", out, "--agents-dir", agents_dir,
+        "--agent",
+        "pendulum",
+        "--weights",
+        weights,
+        "--out",
+        out,
+        "--agents-dir",
+        agents_dir,
         *QUICK,
     )
 
@@ -121,14 +128,14 @@ def test_bundle_imports_and_acts_from_its_root_alone(pendulum_weights: Path, tmp
     assert completed.stdout.strip() == "float32 (1,)"
 
 
-@pytest.mark.parametrize("suffix", [".keras", ".config"])
-def test_missing_file_fails_without_bundle(cartpole_weights: Path, tmp_path: Path, suffix: str):
-    cartpole_weights.with_suffix(suffix).unlink()
+def test_missing_model_fails_without_bundle(cartpole_weights: Path, tmp_path: Path):
+    """A config without its model (a lone model is a course checkpoint: test_submit_course)."""
+    cartpole_weights.with_suffix(".keras").unlink()
     out = tmp_path / "dist"
     code, report = run_submit("--agent", "cartpole", "--weights", cartpole_weights, "--out", out)
     assert code == 1 and report["error"]["check"] == "weights"
     detail = report["error"]["detail"]
-    assert f"cartpole{suffix}" in detail and "not found" in detail
+    assert "cartpole.keras" in detail and "not found" in detail
     assert_no_bundle(out)
 
 
@@ -280,7 +287,12 @@ def test_weights_named_with_a_suffix_are_the_same_prefix(cartpole_weights: Path,
     """`--weights weights/cartpole.keras` means the prefix, as `Agent.load` reads it."""
     out = tmp_path / "dist"
     code, report = run_submit(
-        "--agent", "cartpole", "--weights", cartpole_weights.with_suffix(".keras"), "--out", out,
+        "--agent",
+        "cartpole",
+        "--weights",
+        cartpole_weights.with_suffix(".keras"),
+        "--out",
+        out,
         *QUICK,
     )
     assert code == 0 and report["ok"], report
@@ -297,7 +309,9 @@ def test_a_lone_course_pendulum_model_submits_with_a_hashed_config(tmp_path: Pat
     out = tmp_path / "dist"
     code, report = run_submit("--agent", "pendulum", "--weights", prefix, "--out", out, *QUICK)
     assert code == 0 and report["ok"], report
-    assert "course-format files carry no hash" in report["checks"][0]["detail"]
+    detail = report["checks"][0]["detail"]
+    assert "pendulum.keras alone (no pendulum.config" in detail and "+ .config" not in detail
+    assert "course-format files carry no hash" in detail
     root = tmp_path / "unzipped"
     with zipfile.ZipFile(out / "pendulum.zip") as archive:
         archive.extractall(root)
