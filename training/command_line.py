@@ -121,3 +121,15 @@ def stored_settings(parser: OneLineParser, script: Script, resume: Path) -> RunS
             f"{script.name}: error: {resume / 'settings.json'}: not valid ({error}); "
             "start a new run\n",
         )
+
+
+def runs_dir_problem(settings: RunSettings) -> str | None:
+    """Why the folder for new runs cannot be created (checked before TensorFlow loads)."""
+    try:
+        Path(settings.runs_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return (
+            f"--runs-dir {settings.runs_dir}: cannot create it ({error.strerror}); "
+            "pick a folder you can write to"
+        )
+    return None

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from training.command_line import parse_command
+from training.command_line import parse_command, runs_dir_problem
 from training.exits import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -95,6 +95,16 @@ class Trainer:
         self.run = None if resume is None else RunFolder.open(resume, settings.tensorboard)
         if self.run is not None and self.run.notice:
             print(f"{script.name}: {self.run.notice}", file=sys.stderr)
+        self.settings, self.script, self.on_update = settings, script, on_update
+        self.envs = self.solve_check = None
+        try:  # whatever fails from here on, the folder's lock is released
+            self._build(resume, command)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self, resume: Path | None, command: str | None) -> None:
+        settings, script = self.settings, self.script
         # TensorFlow loads here, not at import, so --help and a bad flag answer at once.
         from training.startup import import_tensorflow_quietly
 
@@ -105,9 +115,6 @@ class Trainer:
         from agents import AGENT_CLASSES
         from training.rollouts import make_envs
 
-        self.settings = settings
-        self.script = script
-        self.on_update = on_update
         task = TASKS[settings.agent]
         self.agent_class = AGENT_CLASSES[settings.agent]
         self.envs = make_envs(task.env_id, settings.num_envs)
@@ -328,10 +335,15 @@ class Trainer:
             divergence,
         )
         self.run.write_json("summary.json", result.to_json())
-        self.run.close()
-        self.envs.close()
-        self.solve_check.close()
+        self.close()
         return result
+
+    def close(self) -> None:
+        """Release the run folder and the environments (safe to call twice)."""
+        for part in (self.run, self.envs, self.solve_check):
+            if part is not None:
+                part.close()
+        self.run = self.envs = self.solve_check = None
 
 
 def train(
@@ -345,7 +357,11 @@ def train(
     in ``resume``. ``command`` (the command line that started the run) is appended to the
     run's command.txt; ``on_update`` is called after every update with
     :meth:`Trainer.progress`."""
-    return Trainer(settings, script, resume, command, on_update).train()
+    trainer = Trainer(settings, script, resume, command, on_update)
+    try:
+        return trainer.train()
+    finally:  # a failure mid-run (a full disk, a bug) still releases the run folder's lock
+        trainer.close()
 
 
 def run_script(script: Script, argv: list[str] | None = None) -> int:
@@ -379,15 +395,3 @@ def run_script(script: Script, argv: list[str] | None = None) -> int:
         print(f"{name}: error: {describe_error(error)}", file=sys.stderr)
         return EXIT_FAILED
     return result.report(name, command.settings.eval_episodes)
-
-
-def runs_dir_problem(settings: RunSettings) -> str | None:
-    """Why the folder for new runs cannot be created (checked before TensorFlow loads)."""
-    try:
-        Path(settings.runs_dir).mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        return (
-            f"--runs-dir {settings.runs_dir}: cannot create it ({error.strerror}); "
-            "pick a folder you can write to"
-        )
-    return None
