@@ -48,6 +48,7 @@ def course_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (folder / "reinforce").mkdir()
     (folder / "baseline").mkdir()
     keras.models.save_model(course_cartpole_policy(), folder / "reinforce" / "199.keras")
+    keras.models.save_model(course_cartpole_policy(), folder / "reinforce" / "999.keras")
     course_agent_save(course_cartpole_policy(), folder / "unseeded", seed=None)
     course_agent_save(course_cartpole_policy(), folder / "seeded", seed=42)
     keras.models.save_model(course_pendulum_actor(), folder / "pendulum.keras")
@@ -149,6 +150,23 @@ def test_tools_evaluate_scores_each_shape_without_agent_saying_once_there_is_no_
     assert_no_raw_warning_or_traceback(completed.stderr)
     lines = completed.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("evaluate: note: ") and "no hash" in lines[0]
+
+
+def test_tools_videos_films_the_courses_early_and_later_checkpoints_without_agent(
+    course_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """The course's own comparison, 199 against 999, from its lone checkpoints."""
+    early = course_files["lone cartpole checkpoint"]
+    completed = run("-m", "tools.videos", "--early", early, "--later", early.with_name("999"),
+                    "--max-steps", "5", "--out", tmp_path)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    assert (tmp_path / "cartpole-early-vs-later.mp4").is_file()
+    assert_no_raw_warning_or_traceback(completed.stderr)
+    notes = completed.stderr.strip().splitlines()
+    assert [note.split(": ")[:3] for note in notes] == [
+        ["videos", "note", f"{early}.keras"],
+        ["videos", "note", f"{early.with_name('999')}.keras"],
+    ]  # one line per file, although each file is loaded twice
 
 
 def test_tools_evaluate_refuses_the_critic_in_one_line_with_the_fix(
