@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import gymnasium as gym
 import numpy as np
@@ -14,17 +15,12 @@ import tensorflow as tf
 from test_training_scripts import only_run
 
 from agents import AGENT_CLASSES
-from training import networks, ppo
+from training import ppo
 from training.loop import train
-from training.ppo import PPOSettings
-from training.ppo_algorithm import (
-    clipped_surrogate,
-    fold_standardisation,
-    minibatch_indices,
-    schedule_fraction,
-)
-from training.returns import RunningMeanStd, gae_advantages
+from training.ppo import SCRIPT, clipped_surrogate, minibatch_indices, schedule_fraction
+from training.returns import RewardNormaliser, gae_advantages
 from training.rollouts import RolloutCollector, make_envs
+from training.settings import SettingError
 from training.tasks import TASKS
 
 GAMMA, LAMBDA = 0.5, 0.5
@@ -124,29 +120,61 @@ def test_minibatches_shuffle_every_epoch() -> None:
 
 
 def test_linear_schedule_reaches_zero_at_the_decay_steps() -> None:
-    zoo = PPOSettings.preset("zoo", agent="cartpole")
+    zoo = SCRIPT.preset("zoo", agent="cartpole")
     assert schedule_fraction(zoo, 25_000) == pytest.approx(0.75)
     assert schedule_fraction(zoo, 200_000) == 0.0
-    assert schedule_fraction(PPOSettings.preset("fast"), 25_000) == 1.0
+    assert schedule_fraction(SCRIPT.preset("fast"), 25_000) == 1.0
 
 
-def test_running_statistics_match_numpy_over_everything_seen() -> None:
-    data = np.random.default_rng(3).normal(2.0, 3.0, size=(50, 4))
-    statistics = RunningMeanStd((4,), count=0.0)
-    for batch in (data[:7], data[7:30], data[30:]):
-        statistics.update(batch)
-    np.testing.assert_allclose(statistics.mean, data.mean(axis=0))
-    np.testing.assert_allclose(statistics.var, data.var(axis=0))
-
-
-def test_folded_standardisation_takes_raw_observations() -> None:
-    model = networks.build_orthogonal_mlp(4, (8,), 2, "tanh", 1.0, 0, "m")
-    shift, scale = np.array([1.0, -2.0, 0.5, 0.0]), np.array([2.0, 0.5, 1.0, 4.0])
-    raw = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
-    folded = fold_standardisation(model, shift, scale)
-    np.testing.assert_allclose(
-        folded(raw).numpy(), model(((raw - shift) / scale).astype(np.float32)).numpy(), atol=1e-5
+def test_reward_normalisation_follows_vecnormalize_by_hand() -> None:
+    """Each environment's discounted return accumulates over its valid steps and restarts after
+    an episode ends; every reward is divided by the std of all the returns seen so far (the
+    statistics start from a negligible prior) and clipped to +/- 10."""
+    rewards = np.array([[1.0, 2.0], [3.0, 0.0], [1.0, 5.0], [2.0, 1.0]])
+    valid = np.array([[1, 1], [1, 0], [1, 1], [1, 1]], dtype=bool)  # env 1 resets at step 1
+    ended = np.array([[0, 1], [1, 0], [0, 0], [0, 0]], dtype=bool)
+    normaliser = RewardNormaliser(2, gamma=0.5)
+    scaled = normaliser(rewards, valid, ended)
+    # Returns seen: step 0: 1, 2 (env 1 ends); step 1: 3.5 (env 0 ends); step 2: 1, 5;
+    # step 3: 2.5, 3.5.
+    seen = [[1.0, 2.0], [3.5], [1.0, 5.0], [2.5, 3.5]]
+    for t, _ in enumerate(seen):
+        std = np.std(np.concatenate(seen[: t + 1]))
+        np.testing.assert_allclose(scaled[t], rewards[t] / std, rtol=1e-3)
+    np.testing.assert_allclose(normaliser.returns, [2.5, 3.5])
+    # A return that hardly varies yet: 1 / its tiny std is clipped.
+    constant = RewardNormaliser(1, gamma=0.0)
+    np.testing.assert_array_equal(
+        constant(np.ones((2, 1)), np.ones((2, 1), bool), ~valid[:2, :1]), 10.0
     )
+
+
+def test_observation_statistics_cover_every_observation_and_fold_into_the_agent() -> None:
+    """gymnasium's NormalizeObservation sees every observation the environments return,
+    resets included; the saved agent takes raw observations (the statistics folded in)."""
+    collectors = [RolloutCollector(make_envs("CartPole-v1", 3), normalise) for normalise in (0, 1)]
+    rollouts = []
+    for collector in collectors:
+        collector.reset(reset_seed=4)
+        rng = np.random.default_rng(0)
+        rollouts.append(
+            collector.collect(lambda o, rng: (rng.integers(0, 2, len(o)),) * 2, 30, rng)
+        )
+    raw = rollouts[0].observations.reshape(-1, 4).astype(np.float64)
+    rms = collectors[1].obs_rms
+    np.testing.assert_allclose(rms.mean, raw.mean(axis=0), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(rms.var, raw.var(axis=0), rtol=1e-3)
+    np.testing.assert_array_equal(rollouts[1].rewards, rollouts[0].rewards)  # same episodes
+
+    algorithm = ppo.PPO(SCRIPT.preset("fast", agent="cartpole"), make_envs("CartPole-v1", 8))
+    algorithm.obs_rms = SimpleNamespace(mean=np.array([1.0, -2.0, 0.5, 0.0]), var=np.full(4, 4.0))
+    observations = np.random.default_rng(0).normal(scale=3.0, size=(500, 4)).astype(np.float32)
+    standardised = ((observations - algorithm.obs_rms.mean) / np.sqrt(4.0 + 1e-8)).astype("f4")
+    logits = algorithm.actor(standardised).numpy()
+    probabilities = algorithm.exported(observations).numpy()
+    np.testing.assert_allclose(probabilities, tf.nn.softmax(logits).numpy(), atol=1e-5)
+    greedy, _ = algorithm.greedy_policy()(observations, np.random.default_rng(0))
+    np.testing.assert_array_equal(greedy, logits.argmax(axis=-1))
 
 
 # --- rollouts that run on across updates ---------------------------------------------------------
@@ -255,32 +283,34 @@ def test_script_writes_every_output_and_the_agent_loads(agent: str, tmp_path: Pa
 
 
 def test_presets_differ_by_agent_and_zoo_is_the_rl_zoo() -> None:
-    cartpole = PPOSettings.preset("zoo", agent="cartpole")
+    cartpole = SCRIPT.preset("zoo", agent="cartpole")
     assert (cartpole.num_envs, cartpole.rollout_steps, cartpole.minibatch_size) == (8, 32, 256)
     assert (cartpole.epochs, cartpole.gamma, cartpole.gae_lambda) == (20, 0.98, 0.8)
     assert (cartpole.learning_rate, cartpole.clip_range, cartpole.linear_decay) == (1e-3, 0.2, True)
-    pendulum = PPOSettings.preset("zoo", agent="pendulum")
+    pendulum = SCRIPT.preset("zoo", agent="pendulum")
     assert (pendulum.num_envs, pendulum.rollout_steps, pendulum.epochs) == (1, 32, 5)
     assert (pendulum.gamma, pendulum.gae_lambda, pendulum.clip_range) == (0.999, 0.9, 0.4)
     assert (pendulum.max_grad_norm, pendulum.value_coef) == (0.3, 0.19816)
     assert pendulum.learning_rate == pytest.approx(2.22425e-4)
     assert pendulum.solve_threshold == 950.0 and cartpole.solve_threshold == 475.0
-    assert PPOSettings.preset("fast", agent="pendulum").solve_threshold == 950.0
-    with pytest.raises(ValueError, match="must divide"):
-        PPOSettings.preset("fast", num_envs=3, rollout_steps=10, minibatch_size=4)
+    assert (pendulum.normalise_observations, pendulum.normalise_rewards) == (True, True)
+    assert SCRIPT.preset("fast", agent="pendulum").solve_threshold == 950.0
+    with pytest.raises(SettingError, match="must divide"):
+        SCRIPT.preset("fast", num_envs=3, rollout_steps=10, minibatch_size=4)
 
 
 def test_help_offers_ppo_settings_and_hides_unused_ones(capsys) -> None:
     with pytest.raises(SystemExit):
         ppo.main(["--help"])
     text = capsys.readouterr().out
-    for flag in ("--agent", "--preset {fast,zoo}", "--rollout-steps", "--clip-range", "--resume"):
+    for flag in ("--agent", "--preset NAME", "fast:", "zoo:", "--rollout-steps", "--clip-range"):
         assert flag in text
+    assert "--resume" in text and "unused" not in text
     for unused in ("--critic-steps", "--actor-learning-rate", "--standardise", "--clipnorm"):
         assert unused not in text
 
 
-def settings_for(runs_dir: Path, agent: str, **overrides) -> PPOSettings:
+def settings_for(runs_dir: Path, agent: str, **overrides) -> ppo.PPOSettings:
     values = {
         "agent": agent,
         "num_envs": 2,
@@ -292,12 +322,12 @@ def settings_for(runs_dir: Path, agent: str, **overrides) -> PPOSettings:
         "runs_dir": str(runs_dir),
         "progress_bar": False,
     }
-    return PPOSettings.preset("fast", **{**values, **overrides})
+    return SCRIPT.preset("fast", **{**values, **overrides})
 
 
 def test_same_seed_same_progress_and_weights(tmp_path: Path) -> None:
-    first = train(settings_for(tmp_path / "a", "pendulum"))
-    second = train(settings_for(tmp_path / "b", "pendulum"))
+    first = train(settings_for(tmp_path / "a", "pendulum"), SCRIPT)
+    second = train(settings_for(tmp_path / "b", "pendulum"), SCRIPT)
     assert read_rows(first.run_dir) == read_rows(second.run_dir)
     for a, b in zip(
         final_weights(first.run_dir, "pendulum"),
@@ -305,7 +335,7 @@ def test_same_seed_same_progress_and_weights(tmp_path: Path) -> None:
         strict=True,
     ):
         np.testing.assert_array_equal(a, b)
-    other = train(settings_for(tmp_path / "c", "pendulum", seed=7))
+    other = train(settings_for(tmp_path / "c", "pendulum", seed=7), SCRIPT)
     assert read_rows(other.run_dir) != read_rows(first.run_dir)
 
 
@@ -318,12 +348,12 @@ def test_resume_continues_exactly_mid_episode(agent: str, normalise: bool, tmp_p
     and resumed for 3 more matches an uninterrupted run of 6, row for row and weight for
     weight."""
     extra = {"normalise_observations": normalise, "normalise_rewards": normalise}
-    straight = train(settings_for(tmp_path / "straight", agent, **extra))
-    part = train(settings_for(tmp_path / "resumed", agent, max_env_steps=3 * 32, **extra))
+    straight = train(settings_for(tmp_path / "straight", agent, **extra), SCRIPT)
+    part = train(settings_for(tmp_path / "resumed", agent, max_env_steps=3 * 32, **extra), SCRIPT)
     assert part.updates == 3
     with np.load(part.run_dir / "resume_state.npz") as state:
         assert state["episodes/episode_lengths"].any()  # stopped with episodes in flight
-    resumed = train(settings_for(tmp_path / "resumed", agent, **extra), resume=part.run_dir)
+    resumed = train(settings_for(tmp_path / "resumed", agent, **extra), SCRIPT, part.run_dir)
     assert resumed.updates == 6 and resumed.env_steps == straight.env_steps
     assert read_rows(resumed.run_dir) == read_rows(straight.run_dir)
     for a, b in zip(

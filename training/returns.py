@@ -1,6 +1,6 @@
-"""Returns: discounted returns, per-step discounts, standardisation and GAE, over padded
-batches of episodes or fixed-length rollouts (pure functions, tested against hand-worked
-values)."""
+"""Returns: discounted returns, per-step discounts, standardisation, GAE and VecNormalize's
+reward normalisation, over padded batches of episodes or fixed-length rollouts (tested against
+hand-worked values)."""
 
 from __future__ import annotations
 
@@ -100,40 +100,46 @@ def gae_advantages(
     return advantages
 
 
-class RunningMeanStd:
-    """Mean and variance of everything seen so far, updated batch by batch (Chan et al.'s
-    parallel algorithm), as Stable-Baselines3's ``VecNormalize`` keeps them: it starts at mean
-    0, variance 1 with a tiny count, so the first batch all but replaces it."""
+class RewardNormaliser:
+    """Rewards divided by the running std of the discounted return, step by step as
+    Stable-Baselines3's ``VecNormalize`` does: each environment's return accumulates its
+    rewards, a gymnasium ``RunningMeanStd`` takes it at every valid step (not an autoreset
+    step), it restarts after an episode has ended, and the result is clipped to +/- ``clip``.
 
-    def __init__(self, shape: tuple[int, ...] = (), count: float = 1e-4) -> None:
-        self.mean = np.zeros(shape, dtype=np.float64)
-        self.var = np.ones(shape, dtype=np.float64)
-        self.count = count
+    Gymnasium's ``NormalizeReward`` wrapper does not fit PPO's rollouts: it hands the rollout
+    normalised rewards, whose episode scores (progress, running reward, evaluation gate) must
+    stay in the task's units; it neither clips nor restarts the return after a time-limit cut
+    (its accumulator is multiplied by 1 - terminated at the ending step); and an exact resume
+    would have to restore its private ``_prev_dones``. So only its statistics are used here.
+    """
 
-    def update(self, batch: np.ndarray) -> None:
-        """Fold in a batch of samples (n, *shape)."""
-        batch = np.asarray(batch, dtype=np.float64)
-        if len(batch) == 0:
-            return
-        batch_mean, batch_var, batch_count = batch.mean(axis=0), batch.var(axis=0), len(batch)
-        total = self.count + batch_count
-        delta = batch_mean - self.mean
-        self.mean = self.mean + delta * batch_count / total
-        squares = self.var * self.count + batch_var * batch_count
-        self.var = (squares + np.square(delta) * self.count * batch_count / total) / total
-        self.count = total
+    FIELDS = ("mean", "var", "count")  # the statistics' arrays in the resume state
 
-    def std(self, epsilon: float = EPSILON) -> np.ndarray:
-        return np.sqrt(self.var + epsilon)
+    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0) -> None:
+        from gymnasium.wrappers.utils import RunningMeanStd
+
+        self.statistics = RunningMeanStd()
+        self.returns = np.zeros(num_envs)
+        self.gamma = gamma
+        self.clip = clip
+
+    def __call__(self, rewards: np.ndarray, valid: np.ndarray, ended: np.ndarray) -> np.ndarray:
+        """A time-major rollout's rewards (T, N), normalised; ``valid`` and ``ended`` (T, N)."""
+        rewards = np.asarray(rewards, dtype=np.float64).copy()
+        for t, (steps, end) in enumerate(zip(valid, ended, strict=True)):
+            self.returns[steps] = self.returns[steps] * self.gamma + rewards[t, steps]
+            if steps.any():
+                self.statistics.update(self.returns[steps])
+            scaled = rewards[t] / np.sqrt(self.statistics.var + EPSILON)
+            rewards[t] = np.clip(scaled, -self.clip, self.clip)
+            self.returns[end] = 0.0
+        return rewards
 
     def state(self, prefix: str) -> dict[str, np.ndarray]:
-        return {
-            f"{prefix}mean": self.mean.copy(),
-            f"{prefix}var": self.var.copy(),
-            f"{prefix}count": np.asarray(self.count),
-        }
+        arrays = {f"{prefix}{k}": np.array(getattr(self.statistics, k)) for k in self.FIELDS}
+        return {**arrays, f"{prefix}returns": self.returns.copy()}
 
     def load_state(self, arrays: dict[str, np.ndarray], prefix: str) -> None:
-        self.mean = np.array(arrays[f"{prefix}mean"])
-        self.var = np.array(arrays[f"{prefix}var"])
-        self.count = float(arrays[f"{prefix}count"])
+        for key in self.FIELDS:
+            setattr(self.statistics, key, np.array(arrays[f"{prefix}{key}"]))
+        self.returns = np.array(arrays[f"{prefix}returns"])

@@ -15,7 +15,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.wrappers.vector import RecordEpisodeStatistics
+from gymnasium.wrappers.vector import NormalizeObservation, RecordEpisodeStatistics
 
 from agents.numpy_forward import keras_arrays, plan_of_keras_model
 from training.distributions import distribution_for
@@ -244,11 +244,15 @@ class RolloutCollector:
     """Fixed-length rollouts over vectorised environments whose episodes run on across
     rollouts (PPO's way): the environments, the current observations, whether each
     environment's next step is an autoreset step, and the running episode scores persist
-    between calls of :meth:`collect`. Call :meth:`reset` once before the first rollout."""
+    between calls of :meth:`collect`. Call :meth:`reset` once before the first rollout.
+    ``normalise_observations``: gymnasium's ``NormalizeObservation`` standardises them as the
+    environments return them, its statistics ``obs_rms`` taking every observation, resets
+    included (as SB3's ``VecNormalize``); they are part of :meth:`state`."""
 
-    def __init__(self, envs: gym.vector.VectorEnv) -> None:
+    def __init__(self, envs: gym.vector.VectorEnv, normalise_observations: bool = False) -> None:
         check_next_step_autoreset(envs)
-        self.envs = envs
+        self.envs = NormalizeObservation(envs) if normalise_observations else envs
+        self.obs_rms = self.envs.obs_rms if normalise_observations else None
         self.started = False
 
     def reset(self, reset_seed: int) -> None:
@@ -262,10 +266,7 @@ class RolloutCollector:
 
     def collect(self, policy: Policy, steps: int, rng: np.random.Generator) -> Rollout:
         """Step every environment ``steps`` times under ``policy``."""
-        observation_log = [self.observations]
-        action_log, reward_log, terminated_log, ended_log, valid_log = [], [], [], [], []
-        scores: list[float] = []
-        lengths: list[int] = []
+        first, log, scores, lengths = self.observations, [], [], []
         for _ in range(steps):
             env_actions, learned_actions = policy(self.observations, rng)
             observations, rewards, terminated, truncated, _ = self.envs.step(env_actions)
@@ -277,34 +278,27 @@ class RolloutCollector:
             lengths.extend(self.episode_lengths[ended])
             self.episode_scores[ended] = 0.0
             self.episode_lengths[ended] = 0
-            observation_log.append(observations)
-            action_log.append(learned_actions)
-            reward_log.append(rewards)
-            terminated_log.append(terminated & valid)
-            ended_log.append(ended)
-            valid_log.append(valid)
+            log.append((observations, learned_actions, rewards, terminated & valid, ended, valid))
             self.resetting = ended
             self.observations = observations
-        actions = np.asarray(action_log)
+        obs, actions, rewards, terminated, ended, valid = map(np.asarray, zip(*log, strict=True))
         return Rollout(
-            np.asarray(observation_log, dtype=np.float32),
+            np.asarray([first, *obs], dtype=np.float32),
             actions if actions.dtype.kind in "iu" else actions.astype(np.float32),
-            np.asarray(reward_log, dtype=np.float32),
-            np.asarray(terminated_log),
-            np.asarray(ended_log),
-            np.asarray(valid_log),
+            rewards.astype(np.float32),
+            terminated,
+            ended,
+            valid,
             np.asarray(scores, dtype=np.float64),
             np.asarray(lengths, dtype=np.int64),
         )
 
     def state(self) -> dict[str, np.ndarray]:
-        """The episodes in flight (the collector's and the environments' side), as arrays."""
-        own = {
-            "observations": np.array(self.observations),
-            "resetting": self.resetting.copy(),
-            "episode_scores": self.episode_scores.copy(),
-            "episode_lengths": self.episode_lengths.copy(),
-        }
+        """The episodes in flight (the collector's and the environments' side) and any
+        observation statistics, as arrays."""
+        own = {name: np.array(getattr(self, name)) for name in IN_FLIGHT}
+        if self.obs_rms is not None:
+            own.update({f"obs_rms/{k}": np.array(getattr(self.obs_rms, k)) for k in RMS_FIELDS})
         environments = environment_state(self.envs)
         return {**own, **{f"env/{key}": value for key, value in environments.items()}}
 
@@ -314,11 +308,16 @@ class RolloutCollector:
         restore_environment_state(
             self.envs, {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
         )
-        self.observations = np.array(arrays["observations"])
-        self.resetting = np.array(arrays["resetting"])
-        self.episode_scores = np.array(arrays["episode_scores"])
-        self.episode_lengths = np.array(arrays["episode_lengths"])
+        for name in IN_FLIGHT:
+            setattr(self, name, np.array(arrays[name]))
+        for key in RMS_FIELDS if self.obs_rms is not None else ():  # after the reset above
+            setattr(self.obs_rms, key, np.array(arrays[f"obs_rms/{key}"]))
         self.started = True
+
+
+#: The collector's side of the episodes in flight, and a gymnasium ``RunningMeanStd``'s fields.
+IN_FLIGHT = ("observations", "resetting", "episode_scores", "episode_lengths")
+RMS_FIELDS = ("mean", "var", "count")
 
 
 # --- environment state, for resuming runs whose episodes span updates -------------------------
