@@ -37,9 +37,10 @@ def test_promote_copies_the_final_agent_and_records_how_it_was_made(
     final = CartPoleAgent.load(finished_run / "final")
     for a, b in zip(shipped.model.get_weights(), final.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+    # the early agent tools.videos --run compares: the first trained checkpoint of two
     early = CartPoleAgent.load(tmp_path / "weights" / "early" / "cartpole")
-    assert early.extra_config["training"]["episodes"] == 0  # the untrained policy
-    assert record["early_checkpoint_episode"] == 0
+    assert early.extra_config["training"]["episodes"] == 4
+    assert record["early_checkpoint_episode"] == 4
     on_disk = json.loads((tmp_path / "weights" / "cartpole.json").read_text())
     assert on_disk == record
     assert record["command"] == "python -m training.reinforce --tiny"
@@ -62,11 +63,12 @@ def test_promote_refuses_an_unfinished_run(tmp_path: Path) -> None:
         promote_run(tmp_path, tmp_path / "weights")
 
 
-def test_promote_takes_the_untrained_policy_of_a_course_named_run_as_early_agent(
+def test_promote_takes_the_early_agent_that_tools_videos_compares(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Course runs name checkpoints by episode index (3, 7 here; 199 ... 999 in full); the
-    untrained policy, saved first as episode_000000, is still the early agent."""
+    """Course runs name checkpoints by episode index (3, 7 here; 199 ... 999 in full): the
+    first of them is the early agent, as the course compares 199 with 999; a run that saved
+    only one checkpoint after training falls back on its untrained policy (episode_000000)."""
     monkeypatch.setattr("tools.promote.EVALUATION_EPISODES", 2)
     settings = SCRIPT.preset(
         "fast",
@@ -81,18 +83,20 @@ def test_promote_takes_the_untrained_policy_of_a_course_named_run_as_early_agent
     run = train(settings, SCRIPT, command="python -m training.reinforce --course-names").run_dir
     assert (run / "checkpoints" / "3.keras").is_file()
     record = promote_run(run, tmp_path / "weights")
-    assert record["early_checkpoint_episode"] == 0
+    assert record["early_checkpoint_episode"] == 4
     early = CartPoleAgent.load(tmp_path / "weights" / "early" / "cartpole")
-    assert early.extra_config["training"]["episodes"] == 0
+    assert early.extra_config["training"]["episodes"] == 4
     assert (tmp_path / "weights" / "cartpole_learning_curve.png").is_file()  # beside the weights
-    # Without the untrained policy (a run saved before the runs kept it), the first
-    # course-named checkpoint, 3.keras, is the early agent.
+    for suffix in (".keras", ".config"):  # one trained checkpoint left: the untrained policy
+        (run / "checkpoints" / f"3{suffix}").unlink()
+    record = promote_run(run, tmp_path / "one")
+    assert record["early_checkpoint_episode"] == 0
+    # and without the untrained policy either (a run saved before the runs kept it), the
+    # only checkpoint
     for suffix in (".keras", ".config"):
         (run / "checkpoints" / f"episode_000000{suffix}").unlink()
     record = promote_run(run, tmp_path / "older")
-    assert record["early_checkpoint_episode"] == 4
-    early = CartPoleAgent.load(tmp_path / "older" / "early" / "cartpole")
-    assert early.extra_config["training"]["episodes"] == 4
+    assert record["early_checkpoint_episode"] == 8
 
 
 def test_promote_given_an_agent_prefix_names_its_run_folder(finished_run: Path, tmp_path: Path):

@@ -36,7 +36,7 @@ from tools.command import (  # noqa: E402
     command_parser,
     run_command,
 )
-from training.runs import checkpoints_of  # noqa: E402
+from training.runs import checkpoints_of, early_and_later  # noqa: E402
 from training.tasks import TASKS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +54,21 @@ def _copy_pair(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     for source_file, target_file in zip(agent_paths(source), agent_paths(target), strict=True):
         shutil.copyfile(source_file, target_file)
+
+
+def early_agent(run_dir: Path) -> tuple[int, Path] | None:
+    """(episodes, prefix) of the run's early agent, the one ``tools.videos --run`` compares
+    with the final one: its first trained checkpoint (199 for a course run), or its untrained
+    policy where it saved only one after training, or its only checkpoint (a run saved before
+    the untrained policy was kept)."""
+    found = checkpoints_of(run_dir)
+    if not found:
+        return None
+    try:
+        prefix = early_and_later(run_dir)[0]
+    except ValueError:
+        return found[0]
+    return next(item for item in found if item[1] == prefix)
 
 
 def evaluate_shipped(agent: str, prefix: Path) -> dict[str, Any]:
@@ -110,12 +125,11 @@ def promote_run(
     target = weights_dir / agent_name
     if agent_paths(target)[0].exists() and not overwrite:
         raise PromotionError(f"{target}.keras exists: pass --overwrite to replace it")
-    checkpoints = checkpoints_of(run_dir)  # (episodes, prefix), oldest first, either naming
     _copy_pair(run_dir / "final", target)
-    early = None
-    if checkpoints:
+    early, first = None, early_agent(run_dir)
+    if first is not None:
         early = weights_dir / "early" / agent_name
-        _copy_pair(checkpoints[0][1], early)
+        _copy_pair(first[1], early)
     curve = None
     if (run_dir / "learning_curve.png").is_file():
         docs_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +170,7 @@ def promote_run(
         "training_evaluations": summary.get("evaluations", []),
         "evaluation": evaluate_shipped(agent_name, target),
         "early_checkpoint": shown(early),
-        "early_checkpoint_episode": checkpoints[0][0] if checkpoints else None,
+        "early_checkpoint_episode": None if first is None else first[0],
         "learning_curve": shown(curve),
         "source_run": run_dir.name,
     }

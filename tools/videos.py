@@ -40,7 +40,7 @@ from tools.command import (
     load_agent,
     run_command,
 )
-from training.runs import checkpoints_of
+from training.runs import early_and_later
 from training.startup import set_quiet_environment
 from training.tasks import AGENT_NAMES, TASKS
 
@@ -149,23 +149,20 @@ def write_strip(frames: np.ndarray, path: Path) -> None:
 
 
 def early_and_final(run: Path) -> tuple[Path, Path]:
-    """The course's comparison for a run: its first checkpoint against its final agent (its
-    last checkpoint if it has no final one)."""
+    """The course's comparison for a run (``training.runs.early_and_later``): its first and
+    last trained checkpoints (199 and 999 for a course run), or its untrained policy and its
+    last checkpoint, the final agent, where it stopped early."""
     if not (run / "settings.json").is_file():
         problem = "no such folder" if not run.exists() else "not a run folder (no settings.json)"
         raise CommandError(f"--run {run}: {problem}; pass a training run's folder", EXIT_USAGE)
-    prefixes = [prefix for _, prefix in checkpoints_of(run)]
-    if (run / "final.keras").is_file():
-        prefixes.append(run / "final")
-    if len(prefixes) < 2:
+    try:
+        return early_and_later(run)
+    except ValueError as error:
         raise CommandError(
-            f"--run {run}: an early-vs-later comparison needs an early agent beside the later "
-            f"one (two checkpoints, or a checkpoint and final), found {len(prefixes)}; pass "
-            "--early PREFIX --later PREFIX, or train again (the scripts save the untrained "
-            "policy as the first checkpoint)",
+            f"--run {error}; pass --early PREFIX --later PREFIX, or train again (the scripts "
+            "save the untrained policy as the first checkpoint)",
             EXIT_USAGE,
-        )
-    return prefixes[0], prefixes[-1]
+        ) from error
 
 
 def main(argv: list[str] | None = None) -> int:

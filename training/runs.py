@@ -93,20 +93,23 @@ def checkpoints_of(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def early_and_later(run_dir: Path) -> tuple[Path, Path]:
-    """The course's comparison for a run, as prefixes the agent classes load: its first
-    trained checkpoint and its last (199 and 999 for a full course run), or, where it saved
-    only one after training (a run that solved early), its untrained policy and that one."""
+    """The course's comparison for a run, as prefixes the agent classes load: its first and
+    last trained checkpoints (199 and 999 for a full course run), or, where it saved at most
+    one after training (a run that solved early), its untrained policy and that one (or its
+    final agent)."""
     found = checkpoints_of(run_dir)
     trained = [prefix for episodes, prefix in found if episodes > 0]
     if len(trained) >= 2:
         return trained[0], trained[-1]
-    if len(found) < 2:
-        raise ValueError(
-            f"{run_dir}: an early-vs-later comparison needs two checkpoints in "
-            f"{CHECKPOINT_FOLDER}/, found {len(found)} (runs started before the untrained "
-            "policy was kept have only their last: compare it with another run's)"
-        )
-    return found[0][1], found[-1][1]
+    final = Path(run_dir) / "final"
+    later = trained[-1] if trained else final if final.with_suffix(".keras").is_file() else None
+    if found and later is not None and found[0][1] != later:
+        return found[0][1], later
+    raise ValueError(
+        f"{run_dir}: an early-vs-later comparison needs an early agent beside the later one "
+        f"(two checkpoints, or a checkpoint and final) in {CHECKPOINT_FOLDER}/, found "
+        f"{len(found)} checkpoint(s)"
+    )
 
 
 #: progress.csv's columns that become TensorBoard scalars (the episode is their step).
