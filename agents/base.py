@@ -40,7 +40,8 @@ from agents.course_files import (
     value_network_problem,
 )
 from agents.keras_file import read_model_bytes, read_model_file
-from agents.numpy_forward import ForwardPlan, keras_arrays, plan_of_keras_model
+from agents.model_config import keras_arrays, plan_of_keras_model
+from agents.numpy_forward import ForwardPlan
 
 if TYPE_CHECKING:
     import keras

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from agents.agent_files import AgentFileError
+from agents.model_config import read_model_config
 from agents.numpy_forward import ForwardPlan, UnsupportedModelError
 
 CONFIG_MEMBER = "config.json"
@@ -86,7 +87,7 @@ def parse_model(data: bytes) -> ModelFile:
     except (ValueError, RecursionError) as error:
         raise ModelFileError(f"{CONFIG_MEMBER} is not valid JSON: {error}") from error
     try:
-        plan = ForwardPlan.from_config(config)
+        plan = read_model_config(config)
     except UnsupportedModelError as error:
         raise ModelFileError(str(error)) from error
     return ModelFile(plan, _read_arrays(members[WEIGHTS_MEMBER], plan), data)

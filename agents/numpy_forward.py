@@ -1,18 +1,18 @@
 """The forward pass of a small Keras model, in NumPy: the layers, and a plan that chains them.
 
 A `ForwardPlan` is a model's graph, read from the model's JSON description by
-`ForwardPlan.from_config` (the allowlisted reader in `agents.model_config`, which never
-executes anything a file names). `plan.bind(arrays)` then turns the Dense layers' arrays into
+`agents.model_config.read_model_config` (the allowlisted reader, which never executes
+anything a file names). `plan.bind(arrays)` then turns the Dense layers' arrays into
 a function of a batch, built from the NumPy layers below.
 
 The runtime gets the arrays from the file's `model.weights.h5` (see `agents.keras_file`);
-training gets them from the live model (`keras_arrays`), so one implementation serves both.
+training gets them from the live model (`model_config.keras_arrays`), so one implementation
+serves both.
 Calling Keras on one observation costs about a millisecond; this costs microseconds.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    import keras
+    pass
 
 Array = np.ndarray
 LayerFunction = Callable[[Array], Array]
@@ -114,13 +114,6 @@ class ForwardPlan:
     #: `(name, class)` of the model's Keras layers in `model.layers` order, which is the
     #: order Keras writes their weights in.
     keras_layers: tuple[tuple[str, str], ...]
-
-    @classmethod
-    def from_config(cls, config: Any) -> ForwardPlan:
-        """Read a model description (the JSON of `config.json`); raise if anything is off."""
-        from agents.model_config import read_model_config  # it builds plans: imported late
-
-        return read_model_config(config)
 
     @property
     def weight_shapes(self) -> dict[str, tuple[tuple[int, ...], ...]]:
@@ -224,28 +217,3 @@ def _dense_function(kernel: Array, bias: Array | None, activation: LayerFunction
     if activation is _identity:
         return lambda x: x @ kernel + bias
     return lambda x: activation(x @ kernel + bias)
-
-
-# ---------------------------------------------------------------------- live Keras models
-
-
-def plan_of_keras_model(model: keras.Model) -> ForwardPlan:
-    """The plan of a live model, from the same JSON `keras.models.save_model` writes."""
-    import keras
-
-    config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)))
-    return ForwardPlan.from_config(config)
-
-
-def keras_arrays(model: keras.Model, plan: ForwardPlan) -> Callable[[], dict[str, list[Array]]]:
-    """A function returning the live model's current Dense arrays by layer name.
-
-    The layers are looked up once here, so each call only copies the variables out
-    (well under a millisecond for these networks: cheap enough to call after every update).
-    """
-    layers = [(name, model.get_layer(name)) for name in plan.weight_shapes]
-
-    def read() -> dict[str, list[Array]]:
-        return {name: [variable.numpy() for variable in layer.weights] for name, layer in layers}
-
-    return read

@@ -19,10 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training import reinforce_baseline, reinforce_baseline_lr  # noqa: E402
-from training.loop import train  # noqa: E402
+from training.loop import train
+from training.reinforce import variant
 
-VARIANTS = {"variant 2": reinforce_baseline.SCRIPT, "variant 3": reinforce_baseline_lr.SCRIPT}
+VARIANTS = {
+    "variant 2": variant("reinforce_baseline"),
+    "variant 3": variant("reinforce_baseline_lr"),
+}
 
 
 def main() -> int:

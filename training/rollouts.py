@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers.vector import NormalizeObservation, RecordEpisodeStatistics
 
-from agents.numpy_forward import keras_arrays, plan_of_keras_model
+from agents.model_config import keras_arrays, plan_of_keras_model
 from training.distributions import distribution_for
 
 # policy(observations, rng) -> (actions for env.step, actions to learn from)
