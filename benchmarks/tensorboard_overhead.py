@@ -25,16 +25,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from training.sweep.space import DEFAULT_SCRIPTS  # noqa: E402 - after the path is set
+from training.sweep import DEFAULT_SCRIPT  # noqa: E402 - after the path is set
 
 ENV = {**os.environ, "MUJOCO_GL": "egl", "SDL_VIDEODRIVER": "dummy", "TF_CPP_MIN_LOG_LEVEL": "3"}
 ROWS_PER_UPDATE = 16  # the CartPole fast preset's batch
 MICRO_UPDATES = 2000
 
 
-def train_once(script: str, seed: int, tensorboard: bool) -> dict:
+def train_once(script: str, agent: str, seed: int, tensorboard: bool) -> dict:
     flag = "--tensorboard" if tensorboard else "--no-tensorboard"
     command = [sys.executable, "-m", f"training.{script}", "--preset", "fast", "--seed", str(seed)]
+    command += ["--agent", agent]
     with tempfile.TemporaryDirectory() as runs:
         subprocess.run(
             [*command, "--runs-dir", runs, "--no-progress-bar", flag],
@@ -74,11 +75,11 @@ def row_cost(tensorboard: bool) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--agent", choices=tuple(DEFAULT_SCRIPTS), default="cartpole")
+    parser.add_argument("--agent", choices=("cartpole", "pendulum"), default="cartpole")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--pairs", type=int, default=3)
     args = parser.parse_args()
-    script = DEFAULT_SCRIPTS[args.agent]
+    script = DEFAULT_SCRIPT
 
     on_rows, off_rows = row_cost(True), row_cost(False)
     print(
@@ -88,7 +89,10 @@ def main() -> None:
     times: dict[bool, list[float]] = {True: [], False: []}
     for pair in range(args.pairs):
         order = (True, False) if pair % 2 == 0 else (False, True)
-        results = {tensorboard: train_once(script, args.seed, tensorboard) for tensorboard in order}
+        results = {
+            tensorboard: train_once(script, args.agent, args.seed, tensorboard)
+            for tensorboard in order
+        }
         on, off = results[True], results[False]
         assert (on["episodes"], on["env_steps"]) == (off["episodes"], off["env_steps"]), (
             "the same seed must train the same episodes"

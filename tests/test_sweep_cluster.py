@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from training.reinforce_normalised import ReinforceNormalisedSettings
+from training.reinforce_normalised import SCRIPT as NORMALISED
 
 pytest.importorskip("ray")
 
@@ -33,8 +33,8 @@ HEAD_CPUS = 2
 HEAD_START_TIMEOUT_S = 90.0
 HEAD_STOP_TIMEOUT_S = 30.0
 SWEEP_TIMEOUT_S = 300.0
-#: The connection to a refusing cluster must fail within this (the issue's bound).
-REFUSAL_BOUND_S = 30.0
+#: The connection to a refusing cluster must fail within this.
+REFUSAL_BOUND_S = 20.0
 #: Ports `ray start --head` would otherwise take at fixed defaults (shared by every Ray
 #: instance on the machine); each gets a free one.
 PORT_FLAGS = (
@@ -154,7 +154,7 @@ def test_a_two_seed_sweep_on_the_cluster(head: Head, tmp_path: Path, kind: str) 
         # The workers ran this checkout's code, shipped with the job: its settings carry
         # every field of this checkout's settings class.
         settings = json.loads((run_dir / "settings.json").read_text())
-        fields = {field.name for field in dataclasses.fields(ReinforceNormalisedSettings)}
+        fields = {field.name for field in dataclasses.fields(NORMALISED.settings_class)}
         assert set(settings) >= fields
 
 
@@ -162,20 +162,24 @@ def test_a_two_seed_sweep_on_the_cluster(head: Head, tmp_path: Path, kind: str) 
 @pytest.mark.parametrize(
     ("auth", "message"),
     [
-        ({"RAY_AUTH_MODE": "disabled"}, "the cluster asks for authentication; "),
-        ({"RAY_AUTH_TOKEN": "0" * 32}, "the cluster refused this machine's token"),
+        ({"RAY_AUTH_MODE": "disabled"}, "or it asks for a token: run with RAY_AUTH_MODE=token"),
+        ({"RAY_AUTH_TOKEN": "0" * 32}, "or it refused this machine's token"),
     ],
 )
 def test_a_refused_connection_is_one_line_within_the_bound(
     head: Head, tmp_path: Path, kind: str, auth: dict[str, str], message: str
 ) -> None:
+    """Ray's own retries are cut short by its settings (RAY_gcs_server_port_wait_time_s, the
+    Ray Client timeouts); the sweep's last line names the address and the fixes. Ray's C++
+    client may log its retries above it."""
     address = getattr(head, kind)
     started = time.monotonic()
     completed = sweep(address, tmp_path / "sweep", {**head.env, **auth})
     elapsed = time.monotonic() - started
     assert completed.returncode == 1
     assert elapsed < REFUSAL_BOUND_S
-    lines = completed.stderr.strip().splitlines()
-    assert len(lines) == 1, completed.stderr
-    assert lines[0].startswith(f"python -m training.sweep: error: --address {address}: {message}")
-    assert "ray get-auth-token" in lines[0]  # the fix
+    last = completed.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"python -m training.sweep: error: --address {address}: ")
+    assert message in last
+    assert "`ray get-auth-token` there" in last  # the fix
+    assert "Traceback" not in completed.stderr

@@ -1,0 +1,399 @@
+"""Sweeps on Ray Tune: many seeds, a grid of settings or an Optuna search, here or on a cluster.
+
+Each trial is one ``training.loop.train`` call on a script's fast preset, reporting to Tune
+after every update; Tune's own pieces do the rest (the script's ``search_space()``, a Tuner
+reusing its actors so TensorFlow loads once per worker, schedulers, a stopper, OptunaSearch,
+the ResultGrid). Every trial's settings are built before Ray starts. See docs/sweeps.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import itertools
+import logging
+import math
+import os
+import shlex
+import signal
+import socket
+import sys
+import threading
+import time
+import typing
+import warnings
+from pathlib import Path
+from typing import Any
+
+from training import sweep_report as report
+from training.exits import EXIT_FAILED, OneLineParser, describe_error
+from training.settings import RunSettings, Script, SettingError
+
+PROG = "python -m training.sweep"
+DEFAULT_SCRIPT = "ppo"  # the fastest script for both agents
+RESERVED = frozenset({"agent", "seed", "runs_dir", "progress_bar", "threads"})  # set by the sweep
+REPORTED = ("running_reward", "greedy_score", "env_steps", "wall_time", "episodes", "updates")
+ASHA_FACTOR = 4  # ASHA's rungs at budget / 16 and budget / 4
+#: A lean, quiet Ray and Tune (values already set win): no usage report, no console boxes, no
+#: TensorBoard logger beside the runs' own, Ctrl-C left to us, a refusing cluster given up soon.
+# fmt: off
+RAY_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AIR_NEW_OUTPUT": "0",
+                   "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1",
+                   "RAY_gcs_server_port_wait_time_s": "5",
+                   "RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S": "3",
+                   "RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S": "3"}
+# fmt: on
+DISTRIBUTIONS = "loguniform:A:B, uniform:A:B, int:A:B (both included) or choice:A,B"
+_STOP = threading.Event()  # set by SIGINT or SIGTERM; Tune's stopper reads it
+_SIGNALS: list[int] = []
+
+
+class SweepError(Exception):
+    """A flag or value that cannot work: one usage line, exit 2."""
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog=PROG, name=PROG, description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("--agent", choices=("cartpole", "pendulum"), required=True)
+    add("--script", default=DEFAULT_SCRIPT, help="trials run python -m training.SCRIPT [ppo]")
+    add("--seeds", type=int, default=1, help="seeds per grid setting [1]")
+    add("--first-seed", type=int, default=1, help="the first seed; a search trains it [1]")
+    add("--grid", action="append", default=[], metavar="KEY=V1,V2", help="values (64x64: tuple)")
+    search_help = "optuna: --samples settings drawn by Optuna [grid: each setting x each seed]"
+    add("--search", choices=("grid", "optuna"), default="grid", help=search_help)
+    add("--samples", type=int, help="with --search optuna: how many trials")
+    space_help = f"with --search optuna: {DISTRIBUTIONS} [the script's search_space()]"
+    add("--space", action="append", default=[], metavar="KEY=DIST", help=space_help)
+    prune_help = "stop trials whose running reward lags at equal training time [none]"
+    add("--scheduler", choices=("none", "asha", "median"), default="none", help=prune_help)
+    add("--address", help="local, auto, HOST:PORT or ray://HOST:PORT [RAY_ADDRESS, else local]")
+    add("--cpus", type=int, help="CPUs of a private Ray, one trial each [all]")
+    add("--max-seconds", type=float, help="training-time budget per trial [the preset's]")
+    add("--out", type=Path, help="sweep folder [runs/sweep-AGENT-TIME]")
+    add("--worker-logs", action="store_true", help="show what the trials print")
+    add("--promote", action="store_true", help="ship the fastest solved trial (tools.promote)")
+    add("--overwrite", action="store_true", help="with --promote: replace existing weights")
+    add("--weights-dir", type=Path, help="where --promote ships to [weights/]")
+    return parser
+
+
+def load_script(name: str) -> Script:
+    """``training.<name>``'s SCRIPT."""
+    found = name.isidentifier() and importlib.util.find_spec(f"training.{name}")
+    module = importlib.import_module(f"training.{name}") if found else None
+    if not isinstance(getattr(module, "SCRIPT", None), Script):
+        raise SweepError(f"--script {name}: training.{name} is not a training script")
+    return module.SCRIPT
+
+
+def convert(text: str, kind: Any, where: str) -> Any:
+    """A value as typed, in the field's type (bounds and choices are the settings' checks)."""
+    words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    try:
+        if kind is bool:
+            return words[text.strip().lower()]
+        if typing.get_origin(kind) is tuple:
+            return tuple(int(part) for part in text.split("x"))
+        return kind(text) if kind in (int, float) else text.strip()
+    except (KeyError, ValueError):
+        expected = {bool: "true or false", int: "a whole number", float: "a number"}
+        raise SweepError(f"{where}: expected {expected.get(kind, 'numbers as 64x64')}") from None
+
+
+def keyed_items(items: list[str], script: Script, flag: str) -> dict[str, tuple[str, Any]]:
+    """``KEY=TEXT`` items as {field: (text, field type)}; keys may use dashes."""
+    kinds = typing.get_type_hints(script.settings_class)
+    valid = [f.name for f in dataclasses.fields(script.settings_class) if f.name not in RESERVED]
+    keyed: dict[str, tuple[str, Any]] = {}
+    for key, _, text in (item.partition("=") for item in items):
+        if not text.strip() or (name := key.strip().replace("-", "_")) in keyed:
+            raise SweepError(f"{flag} {key!r}: expected {flag[2:].upper()} KEY=..., once per key")
+        if name not in valid:
+            why = "is set by the sweep" if name in RESERVED else "is not a setting"
+            raise SweepError(f"{flag} {name} {why}; valid keys: {', '.join(valid)}")
+        keyed[name] = (text, kinds[name])
+    return keyed
+
+
+def parse_space(items: list[str], script: Script) -> dict[str, Any]:
+    """``KEY=DIST`` items as Tune's distributions (tuple choices as 64x64: Optuna's are scalars)."""
+    from ray import tune
+
+    space = {}
+    for name, (text, kind) in keyed_items(items, script, "--space").items():
+        where, (shape, _, rest) = f"--space {name}={text}", text.partition(":")
+        if shape == "choice" and rest:
+            values = [(convert(v, kind, where), v) for v in rest.split(",")]
+            space[name] = tune.choice([t if isinstance(v, tuple) else v for v, t in values])
+            continue
+        if shape not in ("loguniform", "uniform", "int") or rest.count(":") != 1:
+            raise SweepError(f"{where}: expected {DISTRIBUTIONS}")
+        low, high = (convert(b, int if shape == "int" else float, where) for b in rest.split(":"))
+        if not math.isfinite(low) or not high > low or (shape == "loguniform" and low <= 0):
+            raise SweepError(f"{where}: expected finite bounds with A below B (and above 0)")
+        make = {"loguniform": tune.loguniform, "uniform": tune.uniform, "int": tune.randint}
+        space[name] = make[shape](low, high + (shape == "int"))  # randint leaves out its high
+    return space
+
+
+def describe_space(domain: Any) -> tuple[str, list[Any]]:
+    """A Tune distribution as --space spells it, and its bounds or choices (checked before Ray)."""
+    from ray import tune
+    from ray.tune.search.sample import Categorical, Integer
+
+    if isinstance(domain, Categorical):
+        return f"choice:{','.join(map(str, domain.categories))}", list(domain.categories)
+    high = domain.upper - 1 if isinstance(domain, Integer) else domain.upper  # randint's is out
+    log = isinstance(domain.get_sampler(), type(tune.loguniform(1, 2).get_sampler()))
+    shape = "int" if isinstance(domain, Integer) else "loguniform" if log else "uniform"
+    return f"{shape}:{domain.lower:g}:{high:g}", [domain.lower, high]
+
+
+def trial_settings(script: Script, plan: report.Plan, config: dict, runs_dir: str = ".") -> Any:
+    """A trial's settings: the script's fast preset, the plan's and the trial's values."""
+    values = {
+        **plan.fixed,
+        **report.decode(script, config),
+        "agent": plan.agent,
+        "runs_dir": runs_dir,
+    }
+    values.update(seed=int(config["seed"]), progress_bar=False, threads=1)
+    return script.preset(report.PRESET, **values)
+
+
+def check_trials(script: Script, plan: report.Plan, space: dict[str, Any]) -> RunSettings:
+    """Every grid setting's settings, and each distribution's bounds or choices' (alone and all
+    together), built with the first and last seed: what the settings refuse fails here."""
+    cases = [dict(zip(plan.grid, v, strict=True)) for v in itertools.product(*plan.grid.values())]
+    spans = {name: describe_space(domain)[1] for name, domain in space.items()}
+    cases += [{name: value} for name, values in spans.items() for value in values]
+    cases += [{name: values[end] for name, values in spans.items()} for end in (0, -1)]
+    settings = []
+    for case, seed in itertools.product(cases, sorted({plan.seeds[0], plan.seeds[-1]})):
+        try:
+            settings.append(trial_settings(script, plan, {**case, "seed": seed}))
+        except SettingError as error:
+            name, value = error.name, {**plan.fixed, **case}.get(error.name)
+            where = f"--grid {report.describe({name: value} if value is not None else case)}"
+            where = where if value is not None or case else f"--script {script.name}"
+            where = f"--space {name}={plan.space[name]} (at {value})" if name in space else where
+            raise SweepError(f"{where}: {error}") from None
+    return settings[0]
+
+
+def make_plan(args: argparse.Namespace) -> tuple[report.Plan, Script, dict[str, Any]]:
+    """The flags checked with every trial's settings: the plan, script and Tune search space."""
+    optuna, cluster = args.search == "optuna", args.address or os.environ.get("RAY_ADDRESS")
+    if args.seeds < 1 or (args.cpus is not None and args.cpus < 1):
+        raise SweepError("--seeds and --cpus must be at least 1")
+    if args.cpus and cluster not in (None, "local"):
+        raise SweepError("--cpus sizes a private Ray, not a cluster: add --address local")
+    if optuna and (args.samples or 0) < 1:
+        raise SweepError("--search optuna needs --samples N (N >= 1)")
+    if not optuna and (args.samples or args.space):
+        raise SweepError("--samples and --space need --search optuna")
+    if optuna and args.seeds != 1:
+        raise SweepError("--search optuna trains one seed per sample (--first-seed)")
+    script = load_script(args.script)
+    grid = {
+        name: [convert(v, kind, f"--grid {name}={v}") for v in text.split(",")]
+        for name, (text, kind) in keyed_items(args.grid, script, "--grid").items()
+    }
+    fixed = {} if args.max_seconds is None else {"max_seconds": args.max_seconds}
+    space: dict[str, Any] = {}
+    if optuna:
+        if many := [key for key, values in grid.items() if len(values) > 1]:
+            raise SweepError(f"--grid {many[0]}: one value with --search optuna, or --space")
+        fixed, grid = {**fixed, **{key: values[0] for key, values in grid.items()}}, {}
+        space = parse_space(args.space, script) if args.space else {}
+        space = space or (script.search_space() if script.search_space else {})
+        if not space:
+            raise SweepError(f"--search optuna: give --space (training.{script.name} has none)")
+        if clash := sorted(set(space) & set(fixed)):
+            raise SweepError(f"--space {clash[0]} is also fixed by --grid or --max-seconds")
+    seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
+    texts = {name: describe_space(domain)[0] for name, domain in space.items()}
+    what = (args.agent, script.name, seeds, fixed, grid, texts, args.search, args.samples or 0)
+    plan = report.Plan(*what, args.scheduler)
+    first = check_trials(script, plan, space)
+    if (optuna or args.scheduler != "none") and first.max_seconds <= 0:
+        raise SweepError("--search and --scheduler compare trials in time: give --max-seconds")
+    plan = dataclasses.replace(plan, budget=first.max_seconds, threshold=first.solve_threshold)
+    return plan, script, space
+
+
+def connect(address: str | None, cpus: int | None, logs: bool) -> str:
+    """A private, lean Ray here, or the cluster at ``address`` or RAY_ADDRESS (as inside ``ray
+    job submit``): where the trials run. No cluster: one line, exit 1 (SystemExit)."""
+    import ray
+
+    target = address or os.environ.get("RAY_ADDRESS") or "local"
+    if target == "local":  # a private instance's token warning is noise: errors only
+        count, lean = cpus or os.cpu_count() or 1, {"include_dashboard": False}
+        ray.init("local", num_cpus=count, logging_level=logging.ERROR, log_to_driver=logs, **lean)
+        return f"a private Ray in this process, {count} CPUs"
+    label = f"--address {target}" if address else f"RAY_ADDRESS {target}"
+    port = "Ray Client port" if target.startswith("ray://") else "GCS port (--port)"
+    fix = f"check that the head runs (`ray start --head`) and that this is its {port}"
+    if address and target != "auto":  # a wrong host or port: one line at once, no retries
+        host, _, number = target.removeprefix("ray://").rpartition(":")
+        try:
+            socket.create_connection((host, int(number)), timeout=5).close()
+        except (OSError, ValueError) as error:
+            why = error.strerror if isinstance(error, OSError) else "expected HOST:PORT"
+            raise SystemExit(f"{PROG}: error: {label}: cannot connect ({why}); {fix}") from None
+    folders = [str(Path(importlib.util.find_spec(p).origin).parent) for p in ("agents", "training")]
+    try:  # inside `ray job submit` the job's own runtime env (its working dir) serves
+        warnings.filterwarnings("ignore", "Ray Client connection timed out")  # said below
+        runtime_env = {"py_modules": folders, "excludes": ["__pycache__"]} if address else None
+        ray.init(target, runtime_env=runtime_env, logging_level=logging.WARNING, log_to_driver=logs)
+    except Exception as error:  # noqa: BLE001 - any failure to connect is one line
+        auth = "it refused this machine's token: copy the head's token"
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            auth = "it asks for a token: run with RAY_AUTH_MODE=token and the head's token"
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        why = f"{first}; check that it is the head's {port}, or {auth} (`ray get-auth-token`"
+        raise SystemExit(f"{PROG}: error: {label}: {why} there) into ~/.ray/auth_token") from None
+    return f"the Ray cluster at {target}, {int(ray.cluster_resources().get('CPU', 0))} CPUs"
+
+
+def run_trial(config: dict[str, Any], job: tuple[report.Plan, str, str]) -> None:
+    """Tune's trainable: one training run, reporting after every update and at its end."""
+    from ray import tune
+
+    from training.loop import train
+
+    plan, runs_dir, command = job
+    script = load_script(plan.script)
+    settings = trial_settings(script, plan, config, runs_dir)
+
+    def send(values: dict[str, Any], solved: bool = False) -> None:
+        greedy = math.nan if values["greedy_score"] is None else float(values["greedy_score"])
+        score = values["running_reward"] if math.isnan(greedy) else greedy
+        limits = (settings.max_seconds, settings.solve_threshold)
+        objective = report.objective(solved, values["wall_time"], score, *limits)
+        tune.report({**values, "greedy_score": greedy, "objective": objective})
+
+    result = train(settings, script, None, command, lambda p: send({k: p[k] for k in REPORTED}))
+    final = {k: v for k, v in result.to_json().items() if k not in ("evaluations", "divergence")}
+    greedy = result.greedy_figure[1] if result.greedy_figure else None
+    final.update(wall_time=result.train_seconds, greedy_score=greedy, finished=True)
+    send(final, result.solved)
+
+
+def tune_config(plan: report.Plan) -> Any:
+    """Optuna minimising the objective; ASHA or the median rule; actors reused across trials."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
+
+    searcher, scheduler, grace = None, None, plan.budget / ASHA_FACTOR**2
+    if plan.search == "optuna":
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        searcher = OptunaSearch(metric="objective", mode="min", seed=plan.seeds[0])
+    prune = {"time_attr": "wall_time", "metric": "running_reward", "mode": "max"}
+    if plan.scheduler == "asha":  # the last rung below the budget: final reports count
+        rungs = {"max_t": plan.budget * (1 - 1e-6), "reduction_factor": ASHA_FACTOR}
+        scheduler = ASHAScheduler(**prune, **rungs, grace_period=grace, stop_last_trials=False)
+    elif plan.scheduler == "median":
+        scheduler = MedianStoppingRule(**prune, grace_period=grace, min_samples_required=3)
+    options = {"search_alg": searcher, "scheduler": scheduler, "reuse_actors": True}
+    return tune.TuneConfig(num_samples=plan.samples if searcher else 1, **options)
+
+
+def _request_stop(signum: int, frame: Any) -> None:
+    if _STOP.is_set():  # a second signal: stop at once
+        raise KeyboardInterrupt
+    _SIGNALS.append(signum)
+    _STOP.set()
+    name = signal.Signals(signum).name
+    print(f"sweep: {name}: stopping every trial (again to abort)", file=sys.stderr, flush=True)
+
+
+def run_trials(plan: report.Plan, script: Script, space: dict, out: Path, args: Any) -> tuple:
+    """Every trial on Tune, in grid order: their Results, decoded configs, and where they ran."""
+    import ray
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback
+
+    class StopOnSignal(tune.Stopper):
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            return False
+
+        def stop_all(self) -> bool:  # the module's event: Tune pickles its stopper
+            from training import sweep
+
+            return sweep._STOP.is_set()
+
+    class PrintTrial(tune.Callback):
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            values, seed = report.decode(script, trial.config), trial.config["seed"]
+            print(f"  trial {report.trial_line(values, seed, trial.last_result, plan)}", flush=True)
+
+    _STOP.clear()
+    _SIGNALS.clear()
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # no failed trial's traceback
+    try:
+        print(f"sweep: trials on {(where := connect(args.address, args.cpus, args.worker_logs))}")
+        space = {**space, "seed": plan.seeds[0]}
+        if plan.search == "grid":
+            space = {key: tune.grid_search(v) for key, v in plan.grid.items()}
+            space["seed"] = tune.grid_search(list(plan.seeds))
+        trainable = tune.with_parameters(run_trial, job=(plan, f"{out}/runs", args.command))
+        trainable = tune.with_resources(trainable, {"cpu": 1})
+        hooks = {"stop": StopOnSignal(), "callbacks": [PrintTrial(), CSVLoggerCallback()]}
+        run, config = tune.RunConfig("tune", f"{out}/ray", verbose=0, **hooks), tune_config(plan)
+        tuner = tune.Tuner(trainable, param_space=space, tune_config=config, run_config=run)
+        for number in previous:
+            signal.signal(number, _request_stop)
+        grid = tuner.fit()
+        grid.get_dataframe().to_csv(out / "summary.csv", index=False)  # a row per trial
+        results = [result for result in grid if result.config is not None]
+    finally:
+        ray.shutdown()
+        for number, handler in previous.items():  # ours, and the one ray.init installed
+            signal.signal(number, handler)
+    pairs = [(result, report.decode(script, result.config)) for result in results]
+    if plan.search == "grid":  # Tune's order is the order the trials started
+        pairs.sort(key=lambda pair: report.grid_position(plan, *pair))
+    return pairs, where
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit 0: every trial ran; 1: one failed, no Ray, no promotion; 2: bad flags; 130/143."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for package in ["ray"] + (["optuna"] if args.search == "optuna" else []):
+        if importlib.util.find_spec(package) is None:
+            parser.exit(EXIT_FAILED, f"{PROG}: error: no {package}: pip install '.[sweep]'\n")
+    os.environ.update({**RAY_ENVIRONMENT, **os.environ})
+    try:
+        plan, script, space = make_plan(args)
+    except SweepError as error:
+        parser.error(str(error))
+    args.command = shlex.join([*PROG.split(), *(sys.argv[1:] if argv is None else argv)])
+    out = args.out or Path("runs") / f"sweep-{args.agent}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"--out {out}: cannot create the folder ({describe_error(error)})")
+    trials = f"{plan.samples} Optuna samples" if plan.space else f"{len(plan.seeds)} seed(s)"
+    print(f"sweep: {plan.script} ({plan.agent}), {trials} x {plan.keys}; outputs in {out}")
+    started = time.perf_counter()
+    pairs, where = run_trials(plan, script, space, out.resolve(), args)  # SystemExit: no Ray
+    stopped = signal.Signals(_SIGNALS[0]).name if _SIGNALS else None
+    run = {"wall": time.perf_counter() - started, "ran_on": where, "stopped_by": stopped}
+    summary = report.publish(plan, pairs, out, args.command, **run)
+    if stopped:
+        return report.close(summary, 128 + _SIGNALS[0])  # the shell's: 130 Ctrl-C, 143 SIGTERM
+    promote = (out, args.weights_dir, args.overwrite) if args.promote else None
+    return report.close(summary, EXIT_FAILED if summary["error_count"] else 0, promote)
+
+
+if __name__ == "__main__":  # as training.sweep: one stop event, the one Tune's stopper reads
+    raise SystemExit(importlib.import_module("training.sweep").main())
