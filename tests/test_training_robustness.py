@@ -28,7 +28,6 @@ from training import (
     reinforce_baseline_lr,
     reinforce_normalised,
 )
-from training.command_line import parse_command
 from training.exits import (
     EXIT_DIVERGED,
     EXIT_FAILED,
@@ -40,7 +39,7 @@ from training.exits import (
 from training.loop import TrainingError, train
 from training.run_state import RunState, TrainingResult
 from training.runs import DamagedRunFileError
-from training.settings import Bounds, SettingError, flag_of
+from training.settings import Bounds, SettingError, flag_of, parse_command
 from training.solve_check import SolveCheck
 
 REPO = Path(__file__).resolve().parents[1]

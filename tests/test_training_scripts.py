@@ -17,9 +17,9 @@ from training import (
     reinforce_baseline_lr,
     reinforce_normalised,
 )
-from training.command_line import parse_command
 from training.loop import train
 from training.runs import PROGRESS_COLUMNS
+from training.settings import parse_command
 from training.tasks import TASKS
 
 SCRIPTS = [

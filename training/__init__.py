@@ -2,7 +2,7 @@
 
 Each algorithm reads top to bottom in its own script: reinforce.py (the course's variants
 1-4), gaussian_actor_critic.py (variant 5) and ppo.py. The core under them: tasks, settings
-and command_line, runs (the run folder), loop, run_state and solve_check, rollouts, returns
+(and the command line), runs (the run folder), loop, run_state and solve_check, rollouts, returns
 and distributions. docs/architecture.md shows the layers.
 """
 

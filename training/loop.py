@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from training.command_line import parse_command, runs_dir_problem
 from training.exits import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -44,7 +43,7 @@ from training.run_state import (
     update_seed,
 )
 from training.runs import DamagedRunFileError, RunFolder, RunFolderHeldError
-from training.settings import RunSettings, Script, as_flag
+from training.settings import RunSettings, Script, as_flag, parse_command, runs_dir_problem
 from training.solve_check import SolveCheck
 from training.tasks import TASKS
 
