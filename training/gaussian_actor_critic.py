@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from training.loop import UpdateOutcome, run_script
+from training.run_state import assign_arrays, variable_arrays
 from training.settings import Count, Layers, NonNegative, Positive, RunSettings, Script
 
 MEAN_SCALE = 3.0  # the mean is 3 tanh(.): the pendulum's action bounds
@@ -196,12 +197,11 @@ class GaussianActorCritic:
         self.exported = self.actor
         critic_seed = settings.seed + settings.critic_seed_offset
         self.critic = critic_network(size, settings.critic_hidden, critic_seed, step)
+        self.models = {"actor": self.actor, "critic": self.critic}
+        rates = {"actor": settings.actor_learning_rate, "critic": settings.critic_learning_rate}
         self.optimizers = {}
-        for name, model, rate in (
-            ("actor", self.actor, settings.actor_learning_rate),
-            ("critic", self.critic, settings.critic_learning_rate),
-        ):
-            self.optimizers[name] = keras.optimizers.Adam(rate, clipnorm=settings.clipnorm)
+        for name, model in self.models.items():
+            self.optimizers[name] = keras.optimizers.Adam(rates[name], clipnorm=settings.clipnorm)
             self.optimizers[name].build(model.trainable_variables)
         self.forward = NumpyForward(self.actor)
         self.policy = make_policy(self.forward, space, learn_clipped=settings.learn_clipped_actions)
@@ -300,22 +300,14 @@ class GaussianActorCritic:
         return self.greedy
 
     def state(self) -> dict[str, np.ndarray]:
-        """Weights and optimiser slots, as plain arrays (the resume state loads without
-        pickle)."""
-        arrays: dict[str, np.ndarray] = {}
-        for prefix, model in (("actor", self.actor), ("critic", self.critic)):
-            for i, variable in enumerate(model.weights):
-                arrays[f"{prefix}/weight_{i:03d}"] = np.asarray(variable.numpy())
-            for i, variable in enumerate(self.optimizers[prefix].variables):
-                arrays[f"{prefix}/optimizer_{i:03d}"] = np.asarray(variable.numpy())
-        return arrays
+        return variable_arrays(self.parts())
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        for prefix, model in (("actor", self.actor), ("critic", self.critic)):
-            for i, variable in enumerate(model.weights):
-                variable.assign(arrays[f"{prefix}/weight_{i:03d}"])
-            for i, variable in enumerate(self.optimizers[prefix].variables):
-                variable.assign(arrays[f"{prefix}/optimizer_{i:03d}"])
+        assign_arrays(self.parts(), arrays)
+
+    def parts(self) -> list[tuple[str, Any, Any]]:
+        """(name, model, optimizer) of everything the update trains."""
+        return [(name, model, self.optimizers[name]) for name, model in self.models.items()]
 
 
 # --- the command line -----------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from training.loop import UpdateOutcome, run_script
+from training.run_state import assign_arrays, variable_arrays
 from training.settings import (
     Count,
     Layers,
@@ -340,29 +341,18 @@ class Reinforce:
         self.forward.refresh()
         return self.greedy
 
-    def state(self) -> dict[str, np.ndarray]:
-        """Weights and optimiser slots, as plain arrays (the resume state loads without
-        pickle)."""
-        arrays: dict[str, np.ndarray] = {}
-        for prefix, model, optimizer in self.parts():
-            for i, variable in enumerate(model.weights):
-                arrays[f"{prefix}/weight_{i:03d}"] = np.asarray(variable.numpy())
-            for i, variable in enumerate(optimizer.variables):
-                arrays[f"{prefix}/optimizer_{i:03d}"] = np.asarray(variable.numpy())
-        return arrays
-
-    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        for prefix, model, optimizer in self.parts():
-            for i, variable in enumerate(model.weights):
-                variable.assign(arrays[f"{prefix}/weight_{i:03d}"])
-            for i, variable in enumerate(optimizer.variables):
-                variable.assign(arrays[f"{prefix}/optimizer_{i:03d}"])
-
     def parts(self) -> list[tuple[str, Any, Any]]:
+        """(name, model, optimizer) of everything the update trains."""
         parts = [("actor", self.actor, self.actor_optimizer)]
         if self.critic is not None:
             parts.append(("critic", self.critic, self.critic_optimizer))
         return parts
+
+    def state(self) -> dict[str, np.ndarray]:
+        return variable_arrays(self.parts())
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        assign_arrays(self.parts(), arrays)
 
 
 # --- the command line -----------------------------------------------------------------------

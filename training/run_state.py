@@ -9,7 +9,7 @@ import shlex
 import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +58,7 @@ class TrainingResult:
 
     @property
     def saved_final(self) -> bool:
-        """Whether the run saved final.{keras,config}: not when stopped by a signal, nor when
-        it diverged."""
+        """Whether the run saved final.{keras,config} (not when stopped or diverged)."""
         return self.stop_reason not in UNFINISHED
 
     @property
@@ -96,20 +95,8 @@ class TrainingResult:
         return 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "run_dir": str(self.run_dir),
-            "stop_reason": self.stop_reason,
-            "episodes": self.episodes,
-            "updates": self.updates,
-            "env_steps": self.env_steps,
-            "trained_steps": self.trained_steps,
-            "train_seconds": self.train_seconds,
-            "steps_per_second": self.steps_per_second,
-            "running_reward": self.running_reward,
-            "solved": self.solved,
-            "evaluations": self.evaluations,
-            "divergence": self.divergence,
-        }
+        values = {**asdict(self), "run_dir": str(self.run_dir)}
+        return {**values, "steps_per_second": self.steps_per_second}
 
 
 #: The figure an evaluation record holds, one per record, named for what it measured: the
@@ -134,9 +121,8 @@ def update_seed(seed: int, update: int) -> np.random.SeedSequence:
 
 
 def checkpoint_due(episodes: int, last_checkpoint: int, every: int) -> bool:
-    """Whether a run at ``episodes`` has passed a multiple of ``every`` since its last
-    checkpoint: with one episode per update, after episodes 200, 400, ... (the course's
-    ``(episode + 1) % 200 == 0`` with a zero-based episode)."""
+    """Whether a multiple of ``every`` episodes has passed since the last checkpoint (the
+    course's ``(episode + 1) % 200 == 0`` with one episode per update)."""
     return episodes // every > last_checkpoint // every
 
 
@@ -175,9 +161,6 @@ class RunState:
             return float(np.sum(window)) / self.settings.running_window
         return float(np.mean(window)) if window else 0.0
 
-    def recent_scores(self, count: int) -> list[float]:
-        return list(self.scores)[-count:]
-
     def record(self, outcome: UpdateOutcome) -> list[dict[str, Any]]:
         """Count one update; returns its progress.csv rows, one per episode that ended."""
         self.updates += 1
@@ -203,12 +186,14 @@ class RunState:
         return rows
 
     def counters(self) -> dict[str, Any]:
+        """Everything for the resume state, as arrays (JSON text: it loads without pickle)."""
+        counters = {name: getattr(self, name) for name in COUNTERS}
+        scores, evaluations = np.asarray(self.scores), np.asarray(json.dumps(self.evaluations))
         return {
-            **{name: getattr(self, name) for name in COUNTERS},
+            **counters,
             "wall_time": self.wall_time(),
-            "scores": np.asarray(self.scores, dtype=np.float64),
-            # a string array: the resume state loads without pickle
-            "evaluations": np.asarray(json.dumps(self.evaluations)),
+            "scores": scores,
+            "evaluations": evaluations,
         }
 
     def restore(self, counters: dict[str, Any]) -> None:
@@ -218,6 +203,25 @@ class RunState:
         self.scores.extend(float(s) for s in counters["scores"])
         if "evaluations" in counters:
             self.evaluations = json.loads(str(counters["evaluations"]))
+
+
+def variable_arrays(parts: list[tuple[str, Any, Any]]) -> dict[str, np.ndarray]:
+    """The weights and optimiser slots of ``(prefix, model, optimizer)`` parts as plain
+    arrays: what the resume state keeps of an algorithm (it loads without pickle)."""
+    return {
+        f"{prefix}/{kind}_{i:03d}": np.asarray(variable.numpy())
+        for prefix, model, optimizer in parts
+        for kind, variables in (("weight", model.weights), ("optimizer", optimizer.variables))
+        for i, variable in enumerate(variables)
+    }
+
+
+def assign_arrays(parts: list[tuple[str, Any, Any]], arrays: dict[str, np.ndarray]) -> None:
+    """Put :func:`variable_arrays`' arrays back into the parts' variables (``--resume``)."""
+    for prefix, model, optimizer in parts:
+        for kind, variables in (("weight", model.weights), ("optimizer", optimizer.variables)):
+            for i, variable in enumerate(variables):
+                variable.assign(arrays[f"{prefix}/{kind}_{i:03d}"])
 
 
 # --- divergence: a loss, gradient, weight or output that is no longer finite -------------
@@ -230,15 +234,14 @@ class DivergenceError(Exception):
 
 
 def non_finite_figures(losses: dict[str, float]) -> str | None:
-    """Which of an update's figures (losses, gradient norms) are NaN or infinite, or None.
-    Checked after every update: it costs nothing."""
+    """Which of an update's losses and gradient norms are not finite (checked every update)."""
     bad = [name for name, value in losses.items() if not math.isfinite(value)]
     return ", ".join(f"{name} is {losses[name]}" for name in bad) or None
 
 
 def non_finite_arrays(arrays: dict[str, np.ndarray]) -> str | None:
-    """Which weights or optimiser slots are not finite, or None. Checked before anything is
-    saved (reading every array costs a few milliseconds, too much for every update)."""
+    """Which weights or optimiser slots are not finite: checked before anything is saved
+    (reading every array costs milliseconds, too much for every update)."""
     bad = [
         name
         for name, array in arrays.items()
@@ -250,8 +253,7 @@ def non_finite_arrays(arrays: dict[str, np.ndarray]) -> str | None:
 
 
 def policy_outputs_finite(model: Any) -> bool:
-    """Whether ``model`` gives finite outputs on ordinary observations (standard normal, the
-    same spread the agents check at load)."""
+    """Whether ``model`` gives finite outputs on ordinary observations (as the agents check)."""
     import keras
 
     size = model.inputs[0].shape[-1]

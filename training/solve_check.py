@@ -81,7 +81,7 @@ class SolveCheck:
                 record.get("agent_greedy_mean", -math.inf) >= settings.solve_threshold
                 for record in earlier
             )
-        recent = state.recent_scores(settings.gate_episodes)
+        recent = list(state.scores)[-settings.gate_episodes :]
         if (
             state.updates == 0
             or state.updates % settings.eval_every
