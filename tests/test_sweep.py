@@ -25,7 +25,7 @@ import pytest
 import tools
 from training import sweep
 from training import sweep_report as report
-from training.command_line import parse_command
+from training.settings import parse_command
 
 REPO_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 #: Each script, with the agent its fast preset trains.
