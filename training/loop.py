@@ -105,11 +105,9 @@ class Trainer:
     def _build(self, resume: Path | None, command: str | None) -> None:
         settings, script = self.settings, self.script
         # TensorFlow loads here, not at import, so --help and a bad flag answer at once.
-        from training.startup import import_tensorflow_quietly
+        from training.startup import import_tensorflow_quietly, seed_everything
 
         import_tensorflow_quietly()
-        from training.seeding import seed_everything
-
         seed_everything(settings.seed, settings.threads)
         from agents import AGENT_CLASSES
         from training.rollouts import make_envs

@@ -1,26 +1,23 @@
-"""How every command starts: quiet and headless, before the heavy imports.
+"""How every command starts: quiet, headless and seeded.
 
-TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL`` when it loads, MuJoCo reads ``MUJOCO_GL`` and pygame
-``SDL_VIDEODRIVER`` when they first render, and OpenBLAS its thread count when NumPy loads, so
-this must run before those imports. Values already set in the environment win.
+TensorFlow reads ``TF_CPP_MIN_LOG_LEVEL`` when it loads, MuJoCo ``MUJOCO_GL`` and pygame
+``SDL_VIDEODRIVER`` when they first render, OpenBLAS its thread count when NumPy loads: so this
+module imports none of them at the top, and values already in the environment win.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+import random
 import sys
 import typing
 
 QUIET_HEADLESS = {
-    # Silence TensorFlow's C++ start-up logs.
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-    # Render offscreen: MuJoCo through EGL, pygame without a window.
-    "MUJOCO_GL": "egl",
-    "SDL_VIDEODRIVER": "dummy",
-    # The rollouts multiply small matrices once per environment step; a multi-threaded BLAS
-    # only adds contention there (measured: 1.5 ms a call against 20 us on a busy 2-core
-    # machine).
+    "TF_CPP_MIN_LOG_LEVEL": "3",  # no TensorFlow C++ start-up logs
+    "MUJOCO_GL": "egl",  # render offscreen
+    "SDL_VIDEODRIVER": "dummy",  # pygame without a window
+    # The rollouts multiply small matrices every step, where a threaded BLAS only adds
+    # contention (measured: 1.5 ms a call against 20 us on a busy 2-core machine).
     "OPENBLAS_NUM_THREADS": "1",
 }
 
@@ -32,58 +29,63 @@ def set_quiet_environment(headless: bool = True) -> None:
             os.environ.setdefault(name, value)
 
 
-@contextlib.contextmanager
-def _stderr_silenced_at_fd_level():
-    """Point file descriptor 2 at /dev/null for the block: C++ code writes there directly."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow and Keras without their start-up lines on stderr.
 
-    TensorFlow's C++ side logs through absl before absl is initialised, which
-    ``TF_CPP_MIN_LOG_LEVEL`` does not reach (six lines on every start here). The devices are
-    listed in the same block: that is when a machine without a GPU logs "failed call to
-    cuInit" (an error-level line, shown under the Makefile's TF_CPP_MIN_LOG_LEVEL=2); listing
-    them does not start the runtime, so thread settings still apply. An import error still
-    raises as usual; only what the libraries write to stderr while loading is dropped.
-
-    Keras' optional image-gallery helpers import ``matplotlib.pyplot`` while Keras loads (about
-    0.5 s here) when matplotlib is installed; training never uses them, so matplotlib is hidden
-    for the import (a ``None`` in ``sys.modules`` makes ``import`` raise ImportError, which
-    Keras treats as "not installed"), and a learning curve imports it for real later.
+    Their C++ side writes to file descriptor 2 before absl is set up, which
+    ``TF_CPP_MIN_LOG_LEVEL`` does not reach; listing the devices in the same block hides "failed
+    call to cuInit" on machines without a GPU (and does not start the runtime, so thread
+    settings still apply). Import errors still raise. matplotlib is hidden meanwhile (``None``
+    in ``sys.modules`` reads as not installed): Keras' unused gallery helpers would import
+    pyplot, 0.5 s here.
     """
     if "tensorflow" in sys.modules:
         return
     set_quiet_environment()
     hidden = "matplotlib" not in sys.modules
-    if hidden:
-        sys.modules["matplotlib"] = None  # type: ignore[assignment]
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
-        with _stderr_silenced_at_fd_level():
-            import keras  # noqa: F401 - loading is the point
-            import tensorflow
+        if hidden:
+            sys.modules["matplotlib"] = None  # type: ignore[assignment]
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401 - loading is the point
+        import tensorflow
 
-            tensorflow.config.list_physical_devices()
+        tensorflow.config.list_physical_devices()
     finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
         if hidden:
             del sys.modules["matplotlib"]
 
 
+def seed_everything(seed: int, threads: int | None = None) -> None:
+    """Seed Python, NumPy, Keras and TensorFlow and make TensorFlow's ops deterministic, for
+    all randomness but the rollouts' (per-update generators). ``threads`` pins TensorFlow's
+    thread pools, which only works before its first op."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    import keras
+    import tensorflow as tf
+
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            pass  # already initialised in this process (e.g. a second run in the tests)
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
 def exit_now(status: int) -> typing.NoReturn:
-    """End the process with ``status`` once its output is flushed, skipping the interpreter's
-    teardown: with TensorFlow loaded that teardown takes about 0.5 s (measured here) and
-    does nothing a finished command needs. Call it only when every file has been closed."""
+    """Exit once the output is flushed, skipping the interpreter's teardown (0.5 s with
+    TensorFlow loaded, measured here); only once every file is closed."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
