@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import signal
 import socket
 import subprocess
@@ -192,27 +193,31 @@ def test_an_out_folder_that_cannot_be_created_is_one_line(tmp_path: Path, capsys
 
 
 def test_an_unreachable_cluster_fails_at_once_in_one_line(tmp_path: Path) -> None:
-    """A port nothing listens on fails in seconds with one line naming it and the fix."""
+    """A port nothing listens on, given by --address or by RAY_ADDRESS (as a stale shell may
+    hold), fails in seconds with one line naming it and the fix."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
-        command = [sys.executable, "-m", "training.sweep", "--agent", "cartpole"]
+    out = ["--out", str(tmp_path / "out")]
+    command = [sys.executable, "-m", "training.sweep", "--agent", "cartpole", *out]
+    for address in (
+        f"127.0.0.1:{port}",
+        f"ray://127.0.0.1:{port}",
+        f"RAY_ADDRESS 127.0.0.1:{port}",
+    ):
+        flags = [] if address.startswith("RAY") else ["--address", address]
+        env = {**os.environ, "RAY_ADDRESS": address.split()[-1]} if not flags else None
         started = time.monotonic()
         completed = subprocess.run(
-            [*command, "--address", address, "--out", str(tmp_path / "out")],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+            [*command, *flags], capture_output=True, text=True, env=env, timeout=60, check=False
         )
         assert time.monotonic() - started < 15
         assert completed.returncode == 1
-        lines = completed.stderr.strip().splitlines()
-        assert lines == [
-            f"python -m training.sweep: error: --address {address}: cannot connect (Connection "
-            "refused); check that the head runs (`ray start --head`) and that this is its "
-            + ("Ray Client port" if address.startswith("ray://") else "GCS port (--port)")
+        label = address if not flags else f"--address {address}"
+        kind = "Ray Client port" if address.startswith("ray://") else "GCS port (--port)"
+        assert completed.stderr.strip().splitlines() == [
+            f"python -m training.sweep: error: {label}: cannot connect (Connection refused); "
+            f"check that the head runs (`ray start --head`) and that this is its {kind}"
         ]
 
 

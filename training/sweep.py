@@ -237,12 +237,12 @@ def connect(address: str | None, cpus: int | None, logs: bool) -> str:
     label = f"--address {target}" if address else f"RAY_ADDRESS {target}"
     port = "Ray Client port" if target.startswith("ray://") else "GCS port (--port)"
     fix = f"check that the head runs (`ray start --head`) and that this is its {port}"
-    if address and target != "auto":  # a wrong host or port: one line at once, no retries
-        host, _, number = target.removeprefix("ray://").rpartition(":")
+    host, _, number = target.removeprefix("ray://").rpartition(":")
+    if number.isdigit():  # a wrong host or port: one line at once, not after Ray's retries
         try:
             socket.create_connection((host, int(number)), timeout=5).close()
-        except (OSError, ValueError) as error:
-            why = error.strerror if isinstance(error, OSError) else "expected HOST:PORT"
+        except OSError as error:
+            why = error.strerror or str(error) or type(error).__name__
             raise SystemExit(f"{PROG}: error: {label}: cannot connect ({why}); {fix}") from None
     folders = [str(Path(importlib.util.find_spec(p).origin).parent) for p in ("agents", "training")]
     try:  # inside `ray job submit` the job's own runtime env (its working dir) serves
