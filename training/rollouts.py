@@ -1,8 +1,6 @@
-"""Vectorised rollouts that return batches of complete episodes under the current policy.
+"""Vectorised rollouts: batches of whole episodes (REINFORCE) or fixed-length rollouts (PPO).
 
-Every collection resets the environments with a seed derived from the run's seed and the
-update counter and keeps the first K episodes to start (see :func:`collect`). Environments
-with nothing left to do keep stepping (a vector env steps all of them): their steps count as
+A vector env steps every environment, so steps outside the batch's episodes count as
 environment steps but are not learned from.
 """
 
@@ -25,43 +23,33 @@ Policy = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarra
 
 
 class NumpyForward:
-    """A NumPy copy of a policy for sampling: ``refresh()`` after each update, then call it.
-
-    It is the agents' own forward pass (one implementation for acting and for rollouts): the
-    model's config is read once here, and each refresh only copies the current arrays out.
-    Categorical models return logits (n, actions); Gaussian ones (mean, log_std).
-    """
+    """The agents' own NumPy forward pass of a Keras model, so acting and rollouts share one
+    implementation; ``refresh()`` after each update copies the new weights out."""
 
     def __init__(self, model: Any) -> None:
-        self.model = model
         self._plan = plan_of_keras_model(model)
         self._read_arrays = keras_arrays(model, self._plan)
         outputs = len(self._plan.output_names)
-        self.outputs = 0 if outputs == 1 else tuple(range(outputs))
+        self._outputs = 0 if outputs == 1 else tuple(range(outputs))
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the weights (they change with every update)."""
-        self._forward = self._plan.bind(self._read_arrays(), self.outputs)
+        self._forward = self._plan.bind(self._read_arrays(), self._outputs)
 
     def __call__(self, observations: np.ndarray):
+        """Logits (n, actions) for a categorical policy, (mean, log_std) for a Gaussian one."""
         return self._forward(np.asarray(observations, dtype=np.float32))
 
 
 def make_envs(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
-    """N copies of ``env_id``: the native vector version when gymnasium has one (CartPole),
-    otherwise a synchronous vector env; wrapped to record episode scores."""
+    """N copies of ``env_id``, vectorised natively where gymnasium can (CartPole), recording
+    episode scores."""
     mode = "vector_entry_point" if gym.spec(env_id).vector_entry_point else "sync"
     return RecordEpisodeStatistics(gym.make_vec(env_id, num_envs, vectorization_mode=mode))
 
 
 def check_next_step_autoreset(envs: gym.vector.VectorEnv) -> None:
-    """Refuse vector envs that do not reset on the step after an episode ends.
-
-    The rollouts below rely on next-step autoreset (the step after an episode's end is a reset
-    step that belongs to no episode); under same-step or disabled autoreset they would
-    silently mix or drop steps.
-    """
+    """Refuse other autoreset modes: under them the rollouts would silently mix or drop steps."""
     mode = envs.metadata.get("autoreset_mode")
     if mode != gym.vector.AutoresetMode.NEXT_STEP:
         raise ValueError(
@@ -71,29 +59,25 @@ def check_next_step_autoreset(envs: gym.vector.VectorEnv) -> None:
 
 
 def make_policy(
-    forward: NumpyForward,
-    action_space: gym.Space,
-    greedy: bool = False,
-    learn_clipped: bool = False,
+    forward: NumpyForward, space: gym.Space, greedy: bool = False, learn_clipped: bool = False
 ) -> Policy:
-    """Sample from (or, ``greedy``, take the mode of) the policy the action space calls for.
+    """Sample from (or, ``greedy``, take the mode of) the action space's distribution.
 
-    Continuous actions are clipped to the space's bounds before they reach the environment;
-    the loss scores the unclipped sample (an unbiased estimate of the gradient), or with
-    ``learn_clipped`` the clipped action, as the course does.
+    Box actions are clipped for the environment; the loss scores the unclipped sample (an
+    unbiased gradient) or, with ``learn_clipped``, the clipped action as the course does.
     """
-    distribution = distribution_for(action_space)
-    pick = distribution.mode_numpy if greedy else None
-    bounds = (
-        (action_space.low, action_space.high) if isinstance(action_space, gym.spaces.Box) else None
-    )
+    distribution = distribution_for(space)
+    box = isinstance(space, gym.spaces.Box)
 
     def act(observations: np.ndarray, rng: np.random.Generator):
         outputs = forward(observations)
-        actions = pick(outputs) if pick else distribution.sample_numpy(outputs, rng)
-        if bounds is None:
+        if greedy:
+            actions = distribution.mode_numpy(outputs)
+        else:
+            actions = distribution.sample_numpy(outputs, rng)
+        if not box:
             return actions, actions
-        clipped = np.clip(actions, *bounds).astype(np.float32)
+        clipped = np.clip(actions, space.low, space.high).astype(np.float32)
         return clipped, clipped if learn_clipped else actions
 
     return act
@@ -115,7 +99,6 @@ class EpisodeBatch:
 
     @property
     def trained_steps(self) -> int:
-        """Steps of the batch's episodes: the ones the update learns from."""
         return int(self.lengths.sum())
 
 
@@ -128,12 +111,10 @@ def collect(
 ) -> EpisodeBatch:
     """Step the environments until the first ``num_episodes`` episodes to START have ended.
 
-    Whether an episode is in the batch is decided when it starts, before its length is known,
-    so the batch is an unbiased sample of the policy's episodes (taking the first episodes to
-    END would favour short ones). An environment whose episode ends starts the next accepted
-    episode, if any is left, so few steps are wasted. Uses gymnasium's default next-step
-    autoreset: the step after an episode's end is a reset step (action ignored, reward 0),
-    which belongs to no episode.
+    Choosing episodes when they start, before their length is known, keeps the batch an
+    unbiased sample (the first to END would favour short ones). An environment whose episode
+    ends starts the next one still wanted. Under next-step autoreset the step after an end is
+    a reset step (action ignored, reward 0) that belongs to no episode.
     """
     check_next_step_autoreset(envs)
     num_envs = envs.num_envs
@@ -156,52 +137,36 @@ def collect(
         action_log.append(learned_actions)
         reward_log.append(rewards)
         id_log.append(ids)
-        ended = done & (ids >= 0)
-        for i in np.flatnonzero(ended):
+        for i in np.flatnonzero(done & (ids >= 0)):
             scores[ids[i]] = info["episode"]["r"][i]
             final_observations[ids[i]] = next_observations[i]  # next-step autoreset
             cut[ids[i]] = truncated[i] and not terminated[i]
-            if started < num_episodes:
-                episode_of[i] = started
-                started += 1
-            else:
-                episode_of[i] = -1
+            episode_of[i] = started if started < num_episodes else -1  # the next one wanted
+            started = min(started + 1, num_episodes)
         previous_done = done
         observations = next_observations
-    return _to_batch(
-        observation_log, action_log, reward_log, id_log, scores, final_observations, cut
-    )
 
-
-def _to_batch(
-    observation_log, action_log, reward_log, id_log, scores, final_observations, cut
-) -> EpisodeBatch:
-    """Gather each episode's steps (in time order) into row ``episode id`` of padded arrays."""
+    # Row ``episode id`` of padded arrays gets that episode's steps, in time order.
     ids = np.asarray(id_log)  # (T, N)
-    steps, envs = np.nonzero(ids >= 0)  # time-major, so each episode's steps stay in order
-    episode = ids[steps, envs]
+    steps, env = np.nonzero(ids >= 0)  # time-major, so each episode's steps stay in order
+    episode = ids[steps, env]
     order = np.argsort(episode, kind="stable")
-    steps, envs, episode = steps[order], envs[order], episode[order]
-    lengths = np.bincount(episode, minlength=len(scores))
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    position = np.arange(len(episode)) - starts[episode]
-    batch, horizon = len(scores), int(lengths.max())
-    mask = np.zeros((batch, horizon), dtype=np.float32)
-    mask[episode, position] = 1.0
-    observations = np.asarray(observation_log, dtype=np.float32)
-    out_observations = np.zeros((batch, horizon, observations.shape[-1]), dtype=np.float32)
-    out_observations[episode, position] = observations[steps, envs]
-    actions = np.asarray(action_log)
-    action_dtype = np.int32 if actions.ndim == 2 else np.float32
-    out_actions = np.zeros((batch, horizon, *actions.shape[2:]), dtype=action_dtype)
-    out_actions[episode, position] = actions[steps, envs]
-    out_rewards = np.zeros((batch, horizon), dtype=np.float32)
-    out_rewards[episode, position] = np.asarray(reward_log, dtype=np.float32)[steps, envs]
+    steps, env, episode = steps[order], env[order], episode[order]
+    lengths = np.bincount(episode, minlength=num_episodes)
+    position = np.arange(len(episode)) - np.concatenate([[0], np.cumsum(lengths)[:-1]])[episode]
+    horizon = int(lengths.max())
+
+    def pad(log: Any, dtype: type) -> np.ndarray:
+        values = np.asarray(log, dtype=dtype)[steps, env]
+        out = np.zeros((num_episodes, horizon, *values.shape[1:]), dtype=dtype)
+        out[episode, position] = values
+        return out
+
     return EpisodeBatch(
-        out_observations,
-        out_actions,
-        out_rewards,
-        mask,
+        pad(observation_log, np.float32),
+        pad(action_log, np.int32 if np.ndim(action_log[0]) == 1 else np.float32),
+        pad(reward_log, np.float32),
+        pad(np.ones(ids.shape), np.float32),  # the mask
         lengths.astype(np.int64),
         scores,
         int(ids.size),
@@ -214,10 +179,9 @@ def _to_batch(
 class Rollout:
     """``steps`` consecutive steps of every environment, time-major (T, N, ...).
 
-    Gymnasium's next-step autoreset makes the step after an episode's end a reset step: its
-    action is ignored, its reward is 0 and it belongs to no episode, so ``valid`` is False
-    there and the loss skips it. ``observations`` has T + 1 entries: entry t + 1 is what step
-    t returned (after a time-limit truncation, the episode's final observation).
+    The step after an episode's end is an autoreset step (action ignored, reward 0, in no
+    episode): ``valid`` is False there and the loss skips it. ``observations[t + 1]`` is what
+    step t returned (after a time-limit cut, the episode's final observation).
     """
 
     observations: np.ndarray  # (T + 1, N, obs) float32
@@ -231,23 +195,25 @@ class Rollout:
 
     @property
     def env_steps(self) -> int:
-        """Every environment step taken, autoreset steps included."""
         return int(self.valid.size)
 
     @property
     def trained_steps(self) -> int:
-        """The steps the update learns from (autoreset steps excluded)."""
         return int(self.valid.sum())
 
 
+#: The collector's side of the episodes in flight, and a gymnasium ``RunningMeanStd``'s fields.
+IN_FLIGHT = ("observations", "resetting", "episode_scores", "episode_lengths")
+RMS_FIELDS = ("mean", "var", "count")
+
+
 class RolloutCollector:
-    """Fixed-length rollouts over vectorised environments whose episodes run on across
-    rollouts (PPO's way): the environments, the current observations, whether each
-    environment's next step is an autoreset step, and the running episode scores persist
-    between calls of :meth:`collect`. Call :meth:`reset` once before the first rollout.
-    ``normalise_observations``: gymnasium's ``NormalizeObservation`` standardises them as the
-    environments return them, its statistics ``obs_rms`` taking every observation, resets
-    included (as SB3's ``VecNormalize``); they are part of :meth:`state`."""
+    """Fixed-length rollouts whose episodes run on from one rollout to the next (PPO's way).
+
+    ``normalise_observations`` wraps the envs in gymnasium's ``NormalizeObservation``, whose
+    ``obs_rms`` takes every observation, resets included (as SB3's ``VecNormalize``).
+    Call :meth:`reset` once before the first rollout.
+    """
 
     def __init__(self, envs: gym.vector.VectorEnv, normalise_observations: bool = False) -> None:
         check_next_step_autoreset(envs)
@@ -256,7 +222,6 @@ class RolloutCollector:
         self.started = False
 
     def reset(self, reset_seed: int) -> None:
-        """Start fresh episodes in every environment."""
         num_envs = self.envs.num_envs
         self.observations, _ = self.envs.reset(seed=reset_seed)
         self.resetting = np.zeros(num_envs, dtype=bool)  # the next step is an autoreset step
@@ -265,7 +230,6 @@ class RolloutCollector:
         self.started = True
 
     def collect(self, policy: Policy, steps: int, rng: np.random.Generator) -> Rollout:
-        """Step every environment ``steps`` times under ``policy``."""
         first, log, scores, lengths = self.observations, [], [], []
         for _ in range(steps):
             env_actions, learned_actions = policy(self.observations, rng)
@@ -294,8 +258,7 @@ class RolloutCollector:
         )
 
     def state(self) -> dict[str, np.ndarray]:
-        """The episodes in flight (the collector's and the environments' side) and any
-        observation statistics, as arrays."""
+        """The episodes in flight (ours and the environments') and any observation statistics."""
         own = {name: np.array(getattr(self, name)) for name in IN_FLIGHT}
         if self.obs_rms is not None:
             own.update({f"obs_rms/{k}": np.array(getattr(self.obs_rms, k)) for k in RMS_FIELDS})
@@ -304,10 +267,8 @@ class RolloutCollector:
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Continue the episodes :meth:`state` saved, exactly where they were."""
-        prefix = "env/"
-        restore_environment_state(
-            self.envs, {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-        )
+        environments = {k[4:]: v for k, v in arrays.items() if k.startswith("env/")}
+        restore_environment_state(self.envs, environments)
         for name in IN_FLIGHT:
             setattr(self, name, np.array(arrays[name]))
         for key in RMS_FIELDS if self.obs_rms is not None else ():  # after the reset above
@@ -315,52 +276,40 @@ class RolloutCollector:
         self.started = True
 
 
-#: The collector's side of the episodes in flight, and a gymnasium ``RunningMeanStd``'s fields.
-IN_FLIGHT = ("observations", "resetting", "episode_scores", "episode_lengths")
-RMS_FIELDS = ("mean", "var", "count")
-
-
 # --- environment state, for resuming runs whose episodes span updates -------------------------
-def _generator_state(generator: np.random.Generator) -> np.ndarray:
-    """A NumPy generator's state as a JSON string array (its integers exceed 64 bits)."""
+CARTPOLE_FIELDS = ("state", "steps", "prev_done")
+
+
+def _rng_state(generator: np.random.Generator) -> np.ndarray:
+    """A JSON string array: the state's integers exceed 64 bits."""
     return np.asarray(json.dumps(generator.bit_generator.state))
 
 
-def _set_generator_state(generator: np.random.Generator, state: np.ndarray) -> None:
-    generator.bit_generator.state = json.loads(str(state))
-
-
 def environment_state(envs: gym.vector.VectorEnv) -> dict[str, np.ndarray]:
-    """Everything that decides how ``envs`` continue, as plain arrays (npz, no pickle).
-
-    Supports the two kinds of vector env the tasks use: gymnasium's native CartPole vector
-    env, and a synchronous vector env of MuJoCo environments (MuJoCo's full integration
-    state, which makes the continuation exact). Anything else is refused.
-    """
+    """Everything that decides how ``envs`` continue, as plain arrays (npz, no pickle): the
+    native CartPole vector env, or a synchronous one of MuJoCo envs (their full integration
+    state, so the continuation is exact)."""
     from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
-    from gymnasium.vector import SyncVectorEnv
+    from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
     vector = envs.unwrapped
     if isinstance(vector, CartPoleVectorEnv):
-        return {
-            "state": np.array(vector.state),
-            "steps": np.array(vector.steps),
-            "prev_done": np.array(vector.prev_done),
-            "rng": _generator_state(vector.np_random),
-        }
-    if isinstance(vector, SyncVectorEnv) and all(_is_mujoco(env) for env in vector.envs):
+        arrays = {name: np.array(getattr(vector, name)) for name in CARTPOLE_FIELDS}
+        return {**arrays, "rng": _rng_state(vector.np_random)}
+    if isinstance(vector, gym.vector.SyncVectorEnv) and all(
+        isinstance(env.unwrapped, MujocoEnv) for env in vector.envs
+    ):
         import mujoco
 
-        # MuJoCo's complete integration state: positions, velocities, controls, warm-start...
         signature = mujoco.mjtState.mjSTATE_INTEGRATION
-        arrays: dict[str, np.ndarray] = {"autoreset": np.array(vector._autoreset_envs)}
+        arrays = {"autoreset": np.array(vector._autoreset_envs)}
         for i, env in enumerate(vector.envs):
             physics = env.unwrapped
             state = np.empty(mujoco.mj_stateSize(physics.model, signature))
             mujoco.mj_getState(physics.model, physics.data, state, signature)
             arrays[f"{i}/physics"] = state
-            arrays[f"{i}/elapsed_steps"] = np.asarray(_time_limit(env)._elapsed_steps)
-            arrays[f"{i}/rng"] = _generator_state(physics.np_random)
+            arrays[f"{i}/elapsed_steps"] = np.asarray(env.get_wrapper_attr("_elapsed_steps"))
+            arrays[f"{i}/rng"] = _rng_state(physics.np_random)
         return arrays
     raise ValueError(f"cannot save the state of {vector} to resume it")
 
@@ -372,27 +321,14 @@ def restore_environment_state(envs: gym.vector.VectorEnv, arrays: dict[str, np.n
     envs.reset(seed=0)  # initialises every layer (order checks, buffers); then overwritten
     vector = envs.unwrapped
     if "state" in arrays:
-        vector.state = np.array(arrays["state"])
-        vector.steps = np.array(arrays["steps"])
-        vector.prev_done = np.array(arrays["prev_done"])
-        _set_generator_state(vector.np_random, arrays["rng"])
+        for name in CARTPOLE_FIELDS:
+            setattr(vector, name, np.array(arrays[name]))
+        vector.np_random.bit_generator.state = json.loads(str(arrays["rng"]))
         return
     vector._autoreset_envs = np.array(arrays["autoreset"])
     signature = mujoco.mjtState.mjSTATE_INTEGRATION
     for i, env in enumerate(vector.envs):
         physics = env.unwrapped
         mujoco.mj_setState(physics.model, physics.data, arrays[f"{i}/physics"], signature)
-        _time_limit(env)._elapsed_steps = int(arrays[f"{i}/elapsed_steps"])
-        _set_generator_state(physics.np_random, arrays[f"{i}/rng"])
-
-
-def _is_mujoco(env: gym.Env) -> bool:
-    from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
-
-    return isinstance(env.unwrapped, MujocoEnv)
-
-
-def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit:
-    while not isinstance(env, gym.wrappers.TimeLimit):
-        env = env.env
-    return env
+        env.set_wrapper_attr("_elapsed_steps", int(arrays[f"{i}/elapsed_steps"]), force=False)
+        physics.np_random.bit_generator.state = json.loads(str(arrays[f"{i}/rng"]))
