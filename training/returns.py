@@ -1,6 +1,5 @@
-"""Returns: discounted returns, per-step discounts, standardisation, GAE and VecNormalize's
-reward normalisation, over padded batches of episodes or fixed-length rollouts (tested against
-hand-worked values)."""
+"""Discounted returns, per-step discounts, standardisation, GAE and reward normalisation, over
+padded episode batches or fixed-length rollouts (tested against hand-worked values)."""
 
 from __future__ import annotations
 
@@ -12,36 +11,25 @@ EPSILON = 1e-8
 def discounted_returns(
     rewards: np.ndarray, gamma: float, mask: np.ndarray | None = None
 ) -> np.ndarray:
-    """G_t = r_t + gamma * G_{t+1}, computed per episode (row) and zero on padding.
-
-    ``rewards`` is (T,) for one episode or (B, T) for episodes padded to a common length, with
-    ``mask`` 1 on real steps and 0 on padding (padding must only trail each row). Accumulates in
-    float64 so long episodes do not lose precision, as the course's Python loop does.
-    """
+    """G_t = r_t + gamma * G_{t+1} per episode: (T,) or rows (B, T) padded at the end, where
+    ``mask`` is 0; zero on padding. float64, as the course's loop, so long episodes stay exact."""
     rewards = np.asarray(rewards, dtype=np.float64)
     single = rewards.ndim == 1
-    if single:
-        rewards = rewards[None]
-    mask_array = np.ones_like(rewards) if mask is None else np.asarray(mask, dtype=np.float64)
-    if single and mask is not None and mask_array.ndim == 1:
-        mask_array = mask_array[None]
-    rewards = rewards * mask_array
+    mask = np.ones_like(rewards) if mask is None else np.asarray(mask, dtype=np.float64)
+    rewards, mask = np.atleast_2d(rewards, mask)
+    rewards = rewards * mask
     returns = np.zeros_like(rewards)
     running = np.zeros(rewards.shape[0], dtype=np.float64)
     for t in range(rewards.shape[1] - 1, -1, -1):
-        running = rewards[:, t] + gamma * running * mask_array[:, t]
+        running = rewards[:, t] + gamma * running * mask[:, t]
         returns[:, t] = running
-    returns *= mask_array
+    returns *= mask
     return returns[0] if single else returns
 
 
 def standardise(values, mask=None, axis=None, epsilon: float = EPSILON):
-    """(x - mean) / (std + epsilon) over the real (masked) entries; padding comes back as 0.
-
-    Works on NumPy arrays and on tensors (it uses ``keras.ops``), so the loss can call it inside
-    a ``tf.function``. ``axis=None`` standardises over the whole batch, ``axis=-1`` per episode.
-    The std is the population std (divide by n), as ``np.std`` and the course compute it.
-    """
+    """(x - mean) / (std + epsilon) over the masked entries (``axis=-1``: per episode), 0 on
+    padding; population std as ``np.std`` and the course. ``keras.ops``, for a tf.function."""
     from keras import ops
 
     values = ops.convert_to_tensor(values, dtype="float32")
@@ -78,15 +66,12 @@ def gae_advantages(
     gamma: float,
     gae_lambda: float,
 ) -> np.ndarray:
-    """Generalised advantage estimates over a time-major rollout (T, ...) of fixed length.
+    """Generalised advantage estimates over a time-major rollout (T, ...), in float64.
 
-    ``next_values[t]`` is V of the observation step t returned. The one-step error is
-    ``delta_t = r_t + gamma * (1 - terminated_t) * next_values[t] - values[t]``: a step that
-    ended the episode by failing has no future, while a step cut by the time limit bootstraps
-    from its final observation's value, and so does the last step of a rollout that stops
-    mid-episode. ``A_t = delta_t + gamma * lambda * (1 - ended_t) * A_{t+1}``: the sum stops at
-    the end of an episode (terminated or truncated) and at the end of the rollout. The critic's
-    targets are ``A_t + values[t]``. Accumulates in float64.
+    ``delta_t = r_t + gamma * (1 - terminated_t) * next_values[t] - values[t]``: a failure has
+    no future, but a time-limit cut or the rollout's end bootstraps from the value of the
+    observation step t returned. ``A_t = delta_t + gamma * lambda * (1 - ended_t) * A_{t+1}``
+    stops at every episode's end. The critic's targets are ``A_t + values[t]``.
     """
     rewards = np.asarray(rewards, dtype=np.float64)
     future = gamma * (1.0 - np.asarray(terminated, dtype=np.float64))
@@ -101,16 +86,10 @@ def gae_advantages(
 
 
 class RewardNormaliser:
-    """Rewards divided by the running std of the discounted return, step by step as
-    Stable-Baselines3's ``VecNormalize`` does: each environment's return accumulates its
-    rewards, a gymnasium ``RunningMeanStd`` takes it at every valid step (not an autoreset
-    step), it restarts after an episode has ended, and the result is clipped to +/- ``clip``.
-
-    Gymnasium's ``NormalizeReward`` wrapper does not fit PPO's rollouts: it hands the rollout
-    normalised rewards, whose episode scores (progress, running reward, evaluation gate) must
-    stay in the task's units; it neither clips nor restarts the return after a time-limit cut
-    (its accumulator is multiplied by 1 - terminated at the ending step); and an exact resume
-    would have to restore its private ``_prev_dones``. So only its statistics are used here.
+    """Rewards over the running std of each environment's discounted return, clipped to
+    +/- ``clip``, as SB3's ``VecNormalize``: the return takes valid steps only and restarts
+    after every episode's end. Not gymnasium's ``NormalizeReward``: the scores must stay in the
+    task's units, and it neither clips nor restarts after a time-limit cut (nor resumes exactly).
     """
 
     FIELDS = ("mean", "var", "count")  # the statistics' arrays in the resume state
