@@ -1,9 +1,5 @@
-"""The solve check: a gated, cheap greedy evaluation that decides "solved".
-
-Two evaluations share one give-up rule (:func:`agents.evaluation.best_reachable_mean`): a
-vectorised NumPy one over many environments at once, then the agent's own ``act`` through
-the shared :func:`agents.evaluation.evaluate`.
-"""
+"""The solve check: a gated greedy evaluation that decides "solved", cheap because it gives up
+as soon as the bar is out of reach (one rule: :func:`agents.evaluation.best_reachable_mean`)."""
 
 from __future__ import annotations
 
@@ -20,26 +16,12 @@ from training.run_state import RunState
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse training resets
 
 
-def evaluation_seed(seed: int, updates: int) -> int:
-    """The reset seed of the greedy evaluation after ``updates`` updates of a run."""
-    return seed * EVAL_SEED_OFFSET + updates
-
-
 def greedy_mean(
-    envs: Any,
-    policy: Policy,
-    threshold: float,
-    max_reward_per_episode: float,
-    seed: int,
+    envs: Any, policy: Policy, threshold: float, max_reward_per_episode: float, seed: int
 ) -> tuple[float, bool]:
-    """Mean score of one greedy episode per environment, or an upper bound on it once the
-    threshold is out of reach (so a failing check stops early).
-
-    The give-up rule is the agent evaluation's: every unfinished episode counts at the most an
-    episode can score (both tasks pay 1 a step while an episode runs, so an episode still
-    running can still reach it).
-    Returns (mean or bound, finished).
-    """
+    """(mean score of one greedy episode per environment, True), or (an upper bound on it,
+    False) once the bound falls below ``threshold``: unfinished episodes count at the most an
+    episode can score (both tasks pay 1 a step while an episode runs)."""
     num_envs = envs.num_envs
     observations, _ = envs.reset(seed=seed)
     totals = np.zeros(num_envs)
@@ -57,77 +39,56 @@ def greedy_mean(
 
 
 class SolveCheck:
-    """Greedy evaluation, gated so it stays cheap: only every ``eval_every`` updates once the
-    recent training scores reach ``eval_gate``; then (``vectorised_precheck``) a vectorised
-    NumPy check that aborts as soon as the threshold is out of reach; the agent's own ``act``
-    decides, through the shared :func:`agents.evaluation.evaluate`, which also gives up as soon
-    as the bar is out of reach. Where the gate already demands the bar (the pendulum's PPO), the
-    precheck would only play the same 20 episodes twice."""
+    """Every ``eval_every`` updates once the recent training scores reach ``eval_gate``: the
+    vectorised NumPy :func:`greedy_mean` (``vectorised_precheck``), then the agent's own ``act``
+    through :func:`agents.evaluation.evaluate` decides. Where the gate already demands the bar
+    (the pendulum's PPO), the precheck would only play the same episodes twice."""
 
     def __init__(self, settings: Any, env_id: str) -> None:
-        # settings: a RunSettings, read by attribute (this module sits below training.settings)
         import gymnasium as gym
 
-        self.settings = settings
+        self.settings = settings  # a RunSettings, read by attribute (training.settings is above)
         self.env_id = env_id
         self.max_episode_steps = gym.spec(env_id).max_episode_steps
         self.envs = None
 
     def __call__(self, state: RunState, algorithm: Any, make_agent: Callable) -> bool:
-        settings = self.settings
+        s, bar = self.settings, self.settings.solve_threshold
         earlier = [record for record in state.evaluations if record["update"] == state.updates]
         if earlier:  # evaluated before an interruption: the same answer, not a second record
-            return any(
-                record.get("agent_greedy_mean", -math.inf) >= settings.solve_threshold
-                for record in earlier
-            )
-        recent = list(state.scores)[-settings.gate_episodes :]
+            return any(r.get("agent_greedy_mean", -math.inf) >= bar for r in earlier)
+        recent = list(state.scores)[-s.gate_episodes :]
         if (
             state.updates == 0
-            or state.updates % settings.eval_every
-            or len(recent) < settings.gate_episodes
-            or np.mean(recent) < settings.eval_gate
+            or state.updates % s.eval_every
+            or len(recent) < s.gate_episodes
+            or np.mean(recent) < s.eval_gate
         ):
             return False
-        seed = evaluation_seed(settings.seed, state.updates)
-        if settings.vectorised_precheck:
-            if self.envs is None:
-                self.envs = make_envs(self.env_id, settings.eval_episodes)
-            quick, finished = greedy_mean(
-                self.envs,
-                algorithm.greedy_policy(),
-                settings.solve_threshold,
-                self.max_episode_steps,
-                seed,
-            )
-            figure = "vectorised_greedy_mean" if finished else "vectorised_greedy_upper_bound"
-            state.evaluations.append(self._record(state, figure, quick))
-            if not finished or quick < settings.solve_threshold:
-                return False
-        result = evaluate(
-            make_agent(),
-            self.env_id,
-            settings.eval_episodes,
-            seed,
-            give_up_below=settings.solve_threshold,
-        )
-        if result.episodes < settings.eval_episodes:  # gave up: the bar is out of reach
-            bound = best_reachable_mean(
-                result.returns, settings.eval_episodes, self.max_episode_steps
-            )
-            state.evaluations.append(self._record(state, "agent_greedy_upper_bound", bound))
-            return False
-        state.evaluations.append(self._record(state, "agent_greedy_mean", result.mean))
-        return result.mean >= settings.solve_threshold
 
-    @staticmethod
-    def _record(state: RunState, figure: str, value: float) -> dict[str, Any]:
-        return {
-            "update": state.updates,
-            "episode": state.episodes,
-            "wall_time": round(state.wall_time(), 3),
-            figure: float(value),
-        }
+        def record(figure: str, value: float) -> None:
+            wall_time = round(state.wall_time(), 3)
+            state.evaluations.append(
+                {"update": state.updates, "episode": state.episodes, "wall_time": wall_time}
+                | {figure: float(value)}
+            )
+
+        seed = s.seed * EVAL_SEED_OFFSET + state.updates
+        if s.vectorised_precheck:
+            if self.envs is None:
+                self.envs = make_envs(self.env_id, s.eval_episodes)
+            policy = algorithm.greedy_policy()
+            quick, finished = greedy_mean(self.envs, policy, bar, self.max_episode_steps, seed)
+            record(f"vectorised_greedy_{'mean' if finished else 'upper_bound'}", quick)
+            if not finished or quick < bar:
+                return False
+        result = evaluate(make_agent(), self.env_id, s.eval_episodes, seed, give_up_below=bar)
+        if result.episodes < s.eval_episodes:  # gave up: the bar is out of reach
+            bound = best_reachable_mean(result.returns, s.eval_episodes, self.max_episode_steps)
+            record("agent_greedy_upper_bound", bound)
+            return False
+        record("agent_greedy_mean", result.mean)
+        return result.mean >= bar
 
     def close(self) -> None:
         if self.envs is not None:
