@@ -1,11 +1,5 @@
-"""How every command ends: its exit statuses, stop signals and one-line errors.
-
-Shared by the training scripts, ``tools/`` and ``submit.py``, so they agree on what a status
-means; it imports nothing heavy. Statuses: 0 done; 1 a check or a file failed (a damaged
-file too); 2 a mistake on the command line (a bad flag, a path that cannot be used, a run
-folder held by another process); 3 a training run diverged; 4 scores printed but recording
-failed; 130 Ctrl-C; 143 SIGTERM.
-"""
+"""How every command ends: exit statuses, stop signals and one-line errors, in one light module
+so the training scripts, ``tools/`` and ``submit.py`` agree on what a status means."""
 
 from __future__ import annotations
 
@@ -17,7 +11,7 @@ import typing
 from typing import Any
 
 EXIT_FAILED = 1  # a check or a file failed, e.g. a damaged or unwritable file
-EXIT_USAGE = 2  # argparse's status for a mistake on the command line
+EXIT_USAGE = 2  # a mistake on the command line: a bad flag, an unusable path, a held run folder
 EXIT_DIVERGED = 3  # a loss, gradient or weight became NaN or infinite
 EXIT_RECORDING_FAILED = 4  # tools.evaluate --record: scores printed, videos not written
 EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C (128 + SIGINT)
@@ -36,40 +30,36 @@ def stop_status(stop: KeyboardInterrupt) -> tuple[str, int]:
     return "Ctrl-C", EXIT_INTERRUPTED
 
 
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise Terminated
-
-
 @contextlib.contextmanager
-def terminate_as_interrupt():
-    """Make SIGTERM raise :class:`Terminated` inside the block, so it saves like Ctrl-C."""
+def _handling(handlers: dict[signal.Signals, Any]):
+    """Install ``handlers`` for the block (only the main thread may)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _raise_terminated(number: int, frame: Any) -> None:
+    raise Terminated
+
+
+def terminate_as_interrupt() -> contextlib.AbstractContextManager:
+    """Make SIGTERM raise :class:`Terminated` inside the block, so it saves like Ctrl-C."""
+    return _handling({signal.SIGTERM: _raise_terminated})
 
 
 @contextlib.contextmanager
 def deferred_interrupt(reraise: bool = True):
     """Hold Ctrl-C and SIGTERM until the block ends, so a write and its bookkeeping happen
     together; then raise the first of them (unless ``reraise`` is off)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     received: list[int] = []
-    previous = {
-        number: signal.signal(number, lambda number, frame: received.append(number))
-        for number in STOP_SIGNALS
-    }
-    try:
+    with _handling({number: lambda n, _: received.append(n) for number in STOP_SIGNALS}):
         yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
     if received and reraise:
         raise Terminated if received[0] == signal.SIGTERM else KeyboardInterrupt
 
