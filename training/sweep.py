@@ -1,10 +1,9 @@
 """Sweeps on Ray Tune: many seeds, a grid of settings or an Optuna search, here or on a cluster.
 
 Each trial is one ``training.loop.train`` call on a script's fast preset, reporting to Tune
-after every update; Tune's own pieces do the rest (the script's ``search_space()``, a Tuner
-reusing its actors so TensorFlow loads once per worker, schedulers, a stopper, OptunaSearch,
-the ResultGrid). Every trial's settings are built before Ray starts. See docs/sweeps.md.
-"""
+after every update; Tune's pieces do the rest (the script's ``search_space()``, a Tuner that
+reuses its actors so TensorFlow loads once per worker, schedulers, a stopper, OptunaSearch,
+the ResultGrid). Trials' settings are built before Ray starts. See docs/sweeps.md."""
 
 from __future__ import annotations
 
@@ -60,7 +59,8 @@ def build_parser() -> OneLineParser:
     add("--script", default=DEFAULT_SCRIPT, help="trials run python -m training.SCRIPT [ppo]")
     add("--seeds", type=int, default=1, help="seeds per grid setting [1]")
     add("--first-seed", type=int, default=1, help="the first seed; a search trains it [1]")
-    add("--grid", action="append", default=[], metavar="KEY=V1,V2", help="values (64x64: tuple)")
+    grid_help = "a setting's values (repeatable: the grid is their product; tuples as 64x64)"
+    add("--grid", action="append", default=[], metavar="KEY=V1,V2", help=grid_help)
     search_help = "optuna: --samples settings drawn by Optuna [grid: each setting x each seed]"
     add("--search", choices=("grid", "optuna"), default="grid", help=search_help)
     add("--samples", type=int, help="with --search optuna: how many trials")
