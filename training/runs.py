@@ -1,102 +1,68 @@
-"""The run folder: settings, progress CSV, checkpoints, resume state, learning curve.
-
-Layout of ``runs/<script>-seed<seed>-<timestamp>/``::
-
-    settings.json            the resolved settings
-    command.txt              the command line that started the run (one line per resume)
-    progress.csv             one row per training episode (reward, length, losses, wall time)
-    events.out.tfevents.*    the same rows as TensorBoard scalars (step = episode), plus
-                             steps per second and the greedy evaluations (``--tensorboard``)
-    checkpoints/199.{keras,config}   agent pairs the ``agents`` classes load: the course's
-                             names (zero-based index of the last episode: 199, 399, ...) or
-                             episode_000200.{keras,config} (episodes trained)
-    final.{keras,config}     the agent at the end of the run
-    resume_state.npz         weights, optimiser state and counters for ``--resume`` (no pickle)
-    learning_curve.png       reward per episode and running reward
-    summary.json             how the run ended, steps per second, evaluations
-    .lock                    the writer's lock (one writer at a time; see run_safety)
-"""
+"""A run's folder: settings, progress, TensorBoard, checkpoints, resume state (docs/training.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import io
 import json
 import re
+import socket
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-# The loop, sweeps and tools import the run folder's errors and checks from here.
 from training.run_safety import (
     DamagedRunFileError,
-    FolderLock,
-    RunFolderHeldError,  # noqa: F401 - re-exported
+    RunFolderHeldError,  # noqa: F401 - the loop's, with held_by and read_settings_json
     atomic_write,
-    check_newest_checkpoint,
-    held_by,  # noqa: F401 - re-exported
+    held_by,  # noqa: F401
     kept_progress_rows,
-    read_settings_json,  # noqa: F401 - re-exported
+    lock_folder,
+    read_settings_json,  # noqa: F401
     remove_leftovers,
 )
-from training.run_scalars import ScalarWriter
 
 PROGRESS_COLUMNS = (
-    "episode",
-    "update",
-    "reward",
-    "length",
-    "running_reward",
-    "actor_loss",
-    "critic_loss",
-    "entropy",
-    "env_steps",
-    "wall_time",
+    *("episode", "update", "reward", "length", "running_reward"),
+    *("actor_loss", "critic_loss", "entropy", "env_steps", "wall_time"),
 )
-#: Runs of one script and seed started in the same second get -2, -3, ... suffixes.
-MAX_SAME_SECOND_RUNS = 1000
+SCALAR_COLUMNS = PROGRESS_COLUMNS[1:]  # the TensorBoard scalars: the episode is their step
+POSITION_KEYS = ("update", "episode", "wall_time")  # when an evaluation ran, not a figure
+MAX_SAME_SECOND_RUNS = 1000  # runs of one name started in one second get -2, -3, ...
 STATE_FILE = "resume_state.npz"
-NPZ_MAGIC = b"PK\x03\x04"  # an npz is a zip archive
 COUNTER_PREFIX = "counter/"
 CHECKPOINT_FOLDER = "checkpoints"
-_COURSE_NAME = re.compile(r"\d+")
-_EPISODE_NAME = re.compile(r"episode_(\d+)")
 
 
 def checkpoint_name(episodes: int, naming: str) -> str:
-    """The file stem of the checkpoint taken after ``episodes`` episodes: ``199`` (the course's
-    zero-based episode index) or ``episode_000200`` (``naming``: the checkpoint_names setting)."""
+    """The checkpoint after ``episodes`` episodes: the course's ``199`` or ``episode_000200``."""
     return str(episodes - 1) if naming == "course" else f"episode_{episodes:06d}"
 
 
 def checkpoint_episodes(stem: str) -> int | None:
     """Episodes trained at a checkpoint named ``stem`` (either naming); None for other files."""
-    if _COURSE_NAME.fullmatch(stem):
-        return int(stem) + 1
-    if match := _EPISODE_NAME.fullmatch(stem):
-        return int(match.group(1))
+    if match := re.fullmatch(r"(\d+)|episode_(\d+)", stem):
+        return int(match[1]) + 1 if match[1] else int(match[2])
     return None
 
 
 def checkpoints_of(run_dir: Path) -> list[tuple[int, Path]]:
     """(episodes trained, prefix) of every complete checkpoint pair in a run, oldest first."""
-    found = []
-    for model in (Path(run_dir) / CHECKPOINT_FOLDER).glob("*.keras"):
-        episodes = checkpoint_episodes(model.stem)
-        if episodes is not None and model.with_suffix(".config").is_file():
-            found.append((episodes, model.with_suffix("")))
-    return sorted(found)
+    models = (Path(run_dir) / CHECKPOINT_FOLDER).glob("*.keras")
+    pairs = [model.with_suffix("") for model in models if model.with_suffix(".config").is_file()]
+    found = [(checkpoint_episodes(prefix.name), prefix) for prefix in pairs]
+    return sorted((n, prefix) for n, prefix in found if n is not None)
 
 
 def early_and_later(run_dir: Path) -> tuple[Path, Path]:
-    """The course's comparison for a run, as prefixes the agent classes load: its first and
-    last trained checkpoints (199 and 999 for a full course run), or, where it saved at most
-    one after training (a run that solved early), its untrained policy and that one (or its
-    final agent)."""
+    """The course's early-vs-later pair: the first and last trained checkpoints, or, with at
+    most one (a run that solved early), the untrained policy and that one or the final agent."""
     found = checkpoints_of(run_dir)
     trained = [prefix for episodes, prefix in found if episodes > 0]
     if len(trained) >= 2:
@@ -112,14 +78,8 @@ def early_and_later(run_dir: Path) -> tuple[Path, Path]:
     )
 
 
-#: progress.csv's columns that become TensorBoard scalars (the episode is their step).
-SCALAR_COLUMNS = tuple(column for column in PROGRESS_COLUMNS if column != "episode")
-#: Evaluation record keys that say when it ran, not what it measured.
-EVALUATION_POSITION_KEYS = frozenset({"update", "episode", "wall_time"})
-
-
 def resume_problem(path: Path) -> str | None:
-    """Why the folder ``path`` cannot be resumed (as the end of a one-line error), or None."""
+    """Why the folder ``path`` cannot be resumed (the end of a one-line error), or None."""
     path = Path(path)
     if not path.exists():
         return "no such folder"
@@ -136,47 +96,37 @@ def resume_problem(path: Path) -> str | None:
 
 
 class RunFolder:
-    """One run's folder; every write is either append-only or atomic (temp file + rename).
+    """One run's folder; create() and open() lock it while the object lives."""
 
-    A writer gets one from :meth:`create` or :meth:`open`, which take the folder's lock for
-    the object's lifetime (until :meth:`close`, or the process ends): a second writer is
-    refused with :class:`RunFolderHeldError`. Built directly, it reads and writes without the lock.
-    """
-
-    def __init__(self, path: Path, tensorboard: bool = False) -> None:
+    def __init__(self, path: Path, tensorboard: bool = False, lock: bool = False) -> None:
         self.path = Path(path)
         self.checkpoints = self.path / CHECKPOINT_FOLDER
         self.progress_path = self.path / "progress.csv"
+        self.state_path = self.path / STATE_FILE
+        self.final_prefix = self.path / "final"
         self.tensorboard = tensorboard
-        self._progress_file = None
-        self._writer: Any = None
-        self._scalars: ScalarWriter | None = None
+        self._progress_file: Any = None
+        self._events: Any = None  # the TensorBoard event file's writer
         self._last_speed_point = (0.0, 0.0)  # (env_steps, wall_time) of the last logged row
         self._first_step = 1  # the first episode this session logs
-        self._evaluations_logged = 0  # evaluation records already written as scalars
-        self._lock: FolderLock | None = None
-        #: One line to show the user when the lock was taken over from a killed holder.
-        self.notice: str | None = None
+        self._evaluations_logged = 0
+        #: ``notice``: one line when the lock was taken over from a killed holder
+        self._unlock, self.notice = lock_folder(self.path, self) if lock else (None, None)
 
     @classmethod
     def create(
         cls, runs_dir: Path, name: str, settings_json: dict[str, Any], tensorboard: bool
     ) -> RunFolder:
-        """A new, uniquely named folder ``{runs_dir}/{name}-{timestamp}`` holding
-        settings.json, locked for this writer."""
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = Path(runs_dir) / f"{name}-{stamp}"
+        """A new, uniquely named and locked folder ``{runs_dir}/{name}-{timestamp}``."""
+        base = Path(runs_dir) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         for suffix in range(1, MAX_SAME_SECOND_RUNS + 1):
             path = base if suffix == 1 else base.with_name(f"{base.name}-{suffix}")
-            try:
+            with contextlib.suppress(FileExistsError):
                 path.mkdir(parents=True)
                 break
-            except FileExistsError:
-                continue
         else:
             raise FileExistsError(f"{base}: {MAX_SAME_SECOND_RUNS} runs started this second")
-        run = cls(path, tensorboard=tensorboard)
-        run._take_lock()
+        run = cls(path, tensorboard, lock=True)
         try:
             run.write_json("settings.json", settings_json)
         except BaseException:
@@ -186,28 +136,18 @@ class RunFolder:
 
     @classmethod
     def open(cls, path: Path, tensorboard: bool) -> RunFolder:
-        """The existing run folder ``path``, locked for this writer, to continue it
-        (``--resume``); RunFolderHeldError at once if another writer holds it. Temporary files a
-        killed writer left are removed."""
-        path = Path(path)
-        if not path.is_dir():
+        """The run ``path``, locked to continue it, without what killed writers left."""
+        if not Path(path).is_dir():
             raise FileNotFoundError(errno.ENOENT, "no such run folder", str(path))
-        run = cls(path, tensorboard=tensorboard)
-        run._take_lock()
+        run = cls(path, tensorboard, lock=True)
         remove_leftovers(run.path, run.checkpoints)
         return run
 
-    def _take_lock(self) -> None:
-        self._lock = FolderLock(self.path)
-        self.notice = self._lock.notice
-
     @property
     def locked(self) -> bool:
-        """Whether this object holds the folder's lock."""
-        return self._lock is not None and self._lock.held
+        return self._unlock is not None and self._unlock.alive
 
     def record_command(self, command: str) -> None:
-        """Append the command line that started (or resumed) the run to command.txt."""
         with (self.path / "command.txt").open("a") as stream:
             stream.write(command + "\n")
 
@@ -215,63 +155,72 @@ class RunFolder:
         text = json.dumps(data, indent=2, sort_keys=True) + "\n"
         atomic_write(self.path / name, lambda stream: stream.write(text.encode()))
 
-    # --- progress.csv ----------------------------------------------------------------------
     def open_progress(self, keep_episodes: int = 0) -> None:
-        """Open the CSV (and with ``tensorboard`` a new event file) for appending, first
-        dropping rows after ``keep_episodes`` (rows a killed run wrote after its last saved
-        state); DamagedRunFileError if the rows up to it are not episodes 1 to ``keep_episodes``."""
+        """Open progress.csv (and an event file) to append after rows 1 to ``keep_episodes``."""
         kept = kept_progress_rows(self.progress_path, PROGRESS_COLUMNS, keep_episodes)
         text = io.StringIO()
-        writer = csv.writer(text)
-        writer.writerow(PROGRESS_COLUMNS)
-        writer.writerows(kept)
+        csv.writer(text).writerows([PROGRESS_COLUMNS, *kept])
         atomic_write(self.progress_path, lambda stream: stream.write(text.getvalue().encode()))
         self._progress_file = self.progress_path.open("a", newline="")
-        self._writer = csv.DictWriter(self._progress_file, PROGRESS_COLUMNS)
         if kept:
             last = dict(zip(PROGRESS_COLUMNS, kept[-1], strict=True))
             self._last_speed_point = (float(last["env_steps"]), float(last["wall_time"]))
         self._first_step = keep_episodes + 1
         if self.tensorboard:
-            self._scalars = ScalarWriter(self.path, self._first_step)
+            self._open_events()
 
     def append_progress(self, rows: list[dict[str, Any]]) -> None:
-        """Append one update's rows to progress.csv and, with ``tensorboard``, the same
-        values as scalars ``train/<column>`` at step = episode, plus the update's
-        ``speed/steps_per_second``."""
-        self._writer.writerows(rows)
+        """One update's rows, also as ``train/*`` scalars (step = episode) and its steps/s."""
+        csv.DictWriter(self._progress_file, PROGRESS_COLUMNS).writerows(rows)
         self._progress_file.flush()
-        if self._scalars is None or not rows:
+        if self._events is None or not rows:
             return
         for row in rows:
-            self._scalars.write(
-                int(row["episode"]), {f"train/{k}": float(row[k]) for k in SCALAR_COLUMNS}
-            )
-        last = rows[-1]
-        steps, wall = float(last["env_steps"]), float(last["wall_time"])
+            values = {f"train/{k}": float(row[k]) for k in SCALAR_COLUMNS}
+            self._scalars(int(row["episode"]), values)
+        steps, wall = float(rows[-1]["env_steps"]), float(rows[-1]["wall_time"])
         previous_steps, previous_wall = self._last_speed_point
         if wall > previous_wall:
             rate = (steps - previous_steps) / (wall - previous_wall)
-            self._scalars.write(int(last["episode"]), {"speed/steps_per_second": rate})
+            self._scalars(int(rows[-1]["episode"]), {"speed/steps_per_second": rate})
         self._last_speed_point = (steps, wall)
-        self._scalars.flush()
+        self._events.flush()
+
+    def _open_events(self) -> None:
+        """Scalars as TensorBoard Event protos: 2 us a value, tf.summary's 140 (benchmarks/)."""
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+        from tensorflow.core.util import event_pb2
+
+        self._pb = event_pb2, summary_pb2
+        # Nanoseconds in the name: TensorBoard reads files in name order, a resumed run's last.
+        name = f"events.out.tfevents.{time.time_ns()}.{socket.gethostname()}"
+        self._events = tf.io.TFRecordWriter(str(self.path / name))
+        self._event(file_version="brain.Event:2")
+        if self._first_step > 1:  # TensorBoard drops older files' steps >= it, as the CSV does
+            start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+            self._event(step=self._first_step, session_log=start)
+
+    def _event(self, **fields: Any) -> None:
+        self._events.write(self._pb[0].Event(wall_time=time.time(), **fields).SerializeToString())
+
+    def _scalars(self, step: int, values: dict[str, float]) -> None:
+        """One event at ``step`` holding every finite value under its tag."""
+        summary = self._pb[1].Summary
+        kept = [summary.Value(tag=t, simple_value=v) for t, v in values.items() if np.isfinite(v)]
+        self._event(step=step, summary=summary(value=kept))
 
     def log_evaluations(self, records: list[dict[str, Any]]) -> None:
-        """The greedy evaluations not logged yet, as scalars ``eval/<figure>`` at their episode
-        (a resumed run's restored evaluations were logged by the session that made them)."""
-        if self._scalars is None:
+        """The evaluations this session made, as ``eval/*`` scalars at their episode."""
+        if self._events is None:
             return
         for record in records[self._evaluations_logged :]:
-            if record["episode"] <= self._first_step - 1:
-                continue
-            values = {
-                f"eval/{key}": float(value)
-                for key, value in record.items()
-                if key not in EVALUATION_POSITION_KEYS and isinstance(value, int | float)
-            }
-            self._scalars.write(int(record["episode"]), values)
+            figures = {k: v for k, v in record.items() if isinstance(v, int | float)}
+            values = {f"eval/{k}": float(v) for k, v in figures.items() if k not in POSITION_KEYS}
+            if record["episode"] >= self._first_step:
+                self._scalars(int(record["episode"]), values)
         self._evaluations_logged = len(records)
-        self._scalars.flush()
+        self._events.flush()
 
     def read_progress(self) -> list[dict[str, str]]:
         with self.progress_path.open(newline="") as stream:
@@ -282,15 +231,15 @@ class RunFolder:
         if self._progress_file is not None:
             self._progress_file.close()
             self._progress_file = None
-        if self._scalars is not None:
-            self._scalars.close()
-            self._scalars = None
+        if self._events is not None:
+            self._events.close()
+            self._events = None
 
     def close(self) -> None:
-        """Close the logs and release the folder's lock (safe to call twice)."""
+        """Close the logs and release the lock (twice is harmless)."""
         self.close_progress()
-        if self._lock is not None:
-            self._lock.release()
+        if self._unlock is not None:
+            self._unlock()
 
     def __enter__(self) -> RunFolder:
         return self
@@ -298,17 +247,8 @@ class RunFolder:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    # --- agents and resume state -------------------------------------------------------------
     def checkpoint_prefix(self, episodes: int, naming: str) -> Path:
         return self.checkpoints / checkpoint_name(episodes, naming)
-
-    @property
-    def final_prefix(self) -> Path:
-        return self.path / "final"
-
-    @property
-    def state_path(self) -> Path:
-        return self.path / STATE_FILE
 
     def save_state(self, arrays: dict[str, np.ndarray], counters: dict[str, float]) -> None:
         """Write the resume state atomically: a failed write keeps the previous one."""
@@ -316,69 +256,65 @@ class RunFolder:
         atomic_write(self.state_path, lambda stream: np.savez(stream, **payload))
 
     def load_state(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """The algorithm's arrays and the loop's counters; DamagedRunFileError if the file is
-        missing, cut short or not a resume state."""
-        advice = self._state_advice()
+        """The algorithm's arrays and the loop's counters; DamagedRunFileError if damaged."""
+        found = checkpoints_of(self.path)
+        kept = f"; its last checkpoint, {found[-1][1]}, is an agent as it is" if found else ""
+        advice = f"the run cannot continue: start a new run{kept}"
         try:
-            if self.state_path.read_bytes()[:4] != NPZ_MAGIC:
-                problem = "damaged or incomplete (not an npz archive)"
-                raise DamagedRunFileError(self.state_path, problem, advice)
-            with np.load(self.state_path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files if not k.startswith(COUNTER_PREFIX)}
-                counters = {
-                    k[len(COUNTER_PREFIX) :]: data[k]
-                    for k in data.files
-                    if k.startswith(COUNTER_PREFIX)
-                }
+            data = self.state_path.read_bytes()
+            if data[:4] != b"PK\x03\x04":  # an npz is a zip archive
+                raise ValueError("not an npz archive")
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
         except FileNotFoundError:
             raise DamagedRunFileError(self.state_path, "missing", advice) from None
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
-            if isinstance(error, DamagedRunFileError):
-                raise
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             problem = f"damaged or incomplete ({str(reason).split('. ')[0]})"
             raise DamagedRunFileError(self.state_path, problem, advice) from error
+        names = [key for key in arrays if key.startswith(COUNTER_PREFIX)]
+        counters = {key.removeprefix(COUNTER_PREFIX): arrays.pop(key) for key in names}
         if not counters:
             raise DamagedRunFileError(self.state_path, "damaged: it holds no counters", advice)
         return arrays, counters
 
-    def _state_advice(self) -> str:
-        found = checkpoints_of(self.path)
-        kept = f"; its last checkpoint, {found[-1][1]}, is an agent as it is" if found else ""
-        return f"the run cannot continue: start a new run{kept}"
-
     def check_latest_checkpoint(self, agent_class: Any) -> Path | None:
-        """Load the newest checkpoint with ``agent_class.load`` (what resuming builds on);
-        DamagedRunFileError if half of its pair is missing or it does not load. Returns its
-        prefix, or None when the run has no checkpoint yet."""
-        return check_newest_checkpoint(
-            self.checkpoints, checkpoint_episodes, agent_class, self._checkpoint_advice
-        )
-
-    def _checkpoint_advice(self, prefix: Path) -> str:
-        return (
+        """The newest checkpoint's prefix (None if none), loaded: DamagedRunFileError if not."""
+        stems = {p.stem for p in self.checkpoints.glob("*") if p.suffix in (".keras", ".config")}
+        found = [(n, stem) for stem in stems if (n := checkpoint_episodes(stem)) is not None]
+        if not found:
+            return None
+        prefix = self.checkpoints / max(found)[1]
+        advice = (
             f"delete {prefix.name}.keras and {prefix.name}.config from {self.checkpoints} and "
             "resume again (the resume state is intact, and the run saves its next checkpoint "
             "from it), or start a new run"
         )
+        files = [Path(f"{prefix}.keras"), Path(f"{prefix}.config")]
+        if missing := [file for file in files if not file.is_file()]:
+            problem = "missing: the checkpoint's save was cut short"
+            raise DamagedRunFileError(missing[0], problem, advice)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a checked pair never warns; a damaged one raises
+                agent_class.load(prefix)
+        except (ValueError, OSError) as error:
+            message = str(error)
+            path = next((f for f in files if message.startswith(f"{f}: ")), files[0])
+            problem = f"damaged: {message.removeprefix(f'{path}: ')}"
+            raise DamagedRunFileError(path, problem, advice) from error
+        return prefix
 
-    # --- learning curve ----------------------------------------------------------------------
     def plot_learning_curve(self, title: str, threshold: float | None = None) -> Path:
         """learning_curve.png from progress.csv: reward per episode and the running reward."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot: the caller's backend stays
 
         rows = self.read_progress()
-        episodes = [int(r["episode"]) for r in rows]
-        figure, axes = plt.subplots(figsize=(8, 4.5))
-        axes.plot(
-            episodes, [float(r["reward"]) for r in rows], lw=0.6, alpha=0.4, label="episode reward"
-        )
-        axes.plot(
-            episodes, [float(r["running_reward"]) for r in rows], lw=1.8, label="running reward"
-        )
+        column = {k: [float(r[k]) for r in rows] for k in ("episode", "reward", "running_reward")}
+        figure = Figure(figsize=(8, 4.5))
+        axes = figure.subplots()
+        axes.plot(column["episode"], column["reward"], lw=0.6, alpha=0.4, label="episode reward")
+        axes.plot(column["episode"], column["running_reward"], lw=1.8, label="running reward")
         if threshold is not None:
             axes.axhline(threshold, color="grey", ls="--", lw=1, label=f"solved ({threshold:g})")
         axes.set(xlabel="episode", ylabel="reward", title=title)
@@ -386,5 +322,4 @@ class RunFolder:
         figure.tight_layout()
         path = self.path / "learning_curve.png"
         atomic_write(path, lambda stream: figure.savefig(stream, format="png", dpi=100))
-        plt.close(figure)
         return path
