@@ -1,8 +1,5 @@
 """Vectorised rollouts: batches of whole episodes (REINFORCE) or fixed-length rollouts (PPO).
-
-A vector env steps every environment, so steps outside the batch's episodes count as
-environment steps but are not learned from.
-"""
+A vector env steps every environment: steps outside a batch's episodes are not learned from."""
 
 from __future__ import annotations
 
@@ -42,8 +39,7 @@ class NumpyForward:
 
 
 def make_envs(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
-    """N copies of ``env_id``, vectorised natively where gymnasium can (CartPole), recording
-    episode scores."""
+    """N copies of ``env_id`` recording episode scores, natively vectorised where possible."""
     mode = "vector_entry_point" if gym.spec(env_id).vector_entry_point else "sync"
     return RecordEpisodeStatistics(gym.make_vec(env_id, num_envs, vectorization_mode=mode))
 
@@ -272,7 +268,8 @@ class RolloutCollector:
         for name in IN_FLIGHT:
             setattr(self, name, np.array(arrays[name]))
         for key in RMS_FIELDS if self.obs_rms is not None else ():  # after the reset above
-            setattr(self.obs_rms, key, np.array(arrays[f"obs_rms/{key}"]))
+            value = np.array(arrays[f"obs_rms/{key}"])  # count a float, as float32 stats stay
+            setattr(self.obs_rms, key, value.item() if key == "count" else value)
         self.started = True
 
 
