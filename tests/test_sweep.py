@@ -456,6 +456,51 @@ def test_a_sweep_with_a_trial_that_fails_in_its_worker(tmp_path: Path, monkeypat
     assert tree_digest(REPO_WEIGHTS) == before
 
 
+def test_a_reused_worker_trains_as_a_fresh_process_would(tmp_path: Path, monkeypatch) -> None:
+    """Tune reuses its workers (TensorFlow loads once per worker): seed 2, trained after
+    seed 1 in the same worker, gives the episodes and weights of a run of its own."""
+    pytest.importorskip("ray")
+    from training.loop import train
+    from training.ppo import SCRIPT
+
+    pids = []
+    monkeypatch.setattr(report, "reported_curve", lambda result: pids.append(result.metrics["pid"]))
+    argv = ["--agent", "cartpole", "--seeds", "2", "--grid", "max_env_steps=1024", "--cpus", "1"]
+    assert sweep.main([*argv, "--address", "local", "--out", str(tmp_path / "sweep")]) == 0
+    assert len(pids) == 2 and pids[0] == pids[1]  # one worker trained both
+    values = {"agent": "cartpole", "seed": 2, "max_env_steps": 1024, "threads": 1}
+    alone = train(SCRIPT.preset("fast", **values, runs_dir=str(tmp_path / "alone")), SCRIPT)
+    (swept,) = (tmp_path / "sweep/runs").glob("ppo-seed2-*")
+    for name in ("progress.csv", "final.keras"):
+        rows = [(folder / name).read_bytes() for folder in (swept, alone.run_dir)]
+        if name == "progress.csv":  # the same episodes, up to the wall-time column
+            rows = [[line.rsplit(b",", 1)[0] for line in r.splitlines()] for r in rows]
+        else:
+            rows = [keras_arrays(r) for r in rows]
+        assert rows[0] == rows[1], name
+
+
+def keras_arrays(data: bytes) -> list[tuple[str, bytes]]:
+    """The weight arrays inside a .keras file, by name."""
+    import io
+    import zipfile
+
+    import h5py
+
+    arrays: list[tuple[str, bytes]] = []
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        weights = io.BytesIO(archive.read("model.weights.h5"))
+    with h5py.File(weights, "r") as file:
+        file.visititems(
+            lambda name, item: (
+                arrays.append((name, item[()].tobytes()))
+                if isinstance(item, h5py.Dataset)
+                else None
+            )
+        )
+    return arrays
+
+
 def test_sigterm_stops_the_sweep_and_keeps_what_ran(tmp_path: Path) -> None:
     """SIGTERM (as from `timeout` or a job scheduler) stops every trial through Tune's
     stopper: the summary of what ran is written and the sweep exits 143."""
