@@ -315,7 +315,7 @@ def format_table(summary: dict[str, Any]) -> str:
 def best_lines(summary: dict[str, Any]) -> list[str]:
     """The closing ``best:`` line and the best trial's ready-to-run command."""
     if (best := summary["best"]) is None:
-        return ["best: none (every trial failed)"]
+        return ["best: none (no trial reported a result)"]
     outcome = f"not solved (greedy {_fmt(best['final_greedy_score'], '.1f')})"
     outcome = f"solved in {best['time_to_solve']:.1f} s" if best["solved"] else outcome
     settings = describe(best["overrides"]) or "the fast preset"
