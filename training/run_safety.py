@@ -46,7 +46,6 @@ class DamagedRunFileError(ValueError):
     """A run folder's file is missing, cut short or not what it should be: one line says so."""
 
     def __init__(self, path: Path, problem: str, advice: str) -> None:
-        self.path = Path(path)
         super().__init__(f"{path}: " + " ".join(f"{problem}; {advice}".split()))
 
 

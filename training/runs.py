@@ -7,6 +7,7 @@ import csv
 import errno
 import io
 import json
+import math
 import re
 import socket
 import time
@@ -207,7 +208,7 @@ class RunFolder:
     def _scalars(self, step: int, values: dict[str, float]) -> None:
         """One event at ``step`` holding every finite value under its tag."""
         summary = self._pb[1].Summary
-        kept = [summary.Value(tag=t, simple_value=v) for t, v in values.items() if np.isfinite(v)]
+        kept = [summary.Value(tag=t, simple_value=v) for t, v in values.items() if math.isfinite(v)]
         self._event(step=step, summary=summary(value=kept))
 
     def log_evaluations(self, records: list[dict[str, Any]]) -> None:
