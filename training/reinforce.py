@@ -20,6 +20,7 @@ B episodes their losses are summed (or averaged).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -356,22 +357,24 @@ class Reinforce:
 
 
 # --- the command line -----------------------------------------------------------------------
-def search_space() -> dict[str, Any]:
-    """What a sweep searches by default (Ray Tune distributions)."""
+def search_space(critic: bool = True) -> dict[str, Any]:
+    """What a sweep searches by default (Ray Tune distributions): the critic's rate only for a
+    variant that has a critic."""
     from ray import tune
 
-    return {
+    space = {
         "actor_learning_rate": tune.loguniform(3e-4, 3e-2),
-        "critic_learning_rate": tune.loguniform(1e-3, 1e-1),
         "episodes_per_update": tune.choice([16, 32, 64]),
     }
+    return {**space, "critic_learning_rate": tune.loguniform(1e-3, 1e-1)} if critic else space
 
 
 def variant(name: str, description: str | None = None) -> Script:
     """The course variant ``name`` (a key of VARIANTS) as a script: its course and fast
     presets."""
     presets = {"course": VARIANTS[name], "fast": FAST_VARIANTS[name]}
-    return Script(name, ReinforceSettings, Reinforce, presets, "course", search_space, description)
+    space = partial(search_space, critic=bool(VARIANTS[name].get("baseline")))
+    return Script(name, ReinforceSettings, Reinforce, presets, "course", space, description)
 
 
 SCRIPT = variant("reinforce", __doc__)
