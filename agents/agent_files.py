@@ -151,6 +151,15 @@ def _new_temporary(folder: Path, stem: str, suffix: str) -> Path:
         return path
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def write_pair_atomically(
     prefix: str | os.PathLike[str],
     save_model: Callable[[Path], None],
@@ -170,6 +179,7 @@ def write_pair_atomically(
             temporaries.append(_new_temporary(model_path.parent, model_path.stem, suffix))
         tmp_model, tmp_config = temporaries
         save_model(tmp_model)
+        _fsync(tmp_model)  # on disk before the renames: a crash cannot leave half a model
         config_bytes = dumps_config(make_config(sha256_of(tmp_model)))
         with tmp_config.open("wb") as stream:
             stream.write(config_bytes)
@@ -177,6 +187,7 @@ def write_pair_atomically(
             os.fsync(stream.fileno())
         os.replace(tmp_model, model_path)
         os.replace(tmp_config, config_path)
+        _fsync(model_path.parent)  # and the renames themselves
     finally:
         for temporary in temporaries:
             with contextlib.suppress(FileNotFoundError):
