@@ -289,3 +289,20 @@ def test_abbreviated_flags_are_refused(tmp_path: Path, capsys) -> None:
     assert exit_info.value.code == 2
     assert "--episodes" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing trained
+
+
+def test_progress_bars_count_toward_the_budget_that_binds(tmp_path: Path, capsys) -> None:
+    """Episodes where only they are capped; PPO's capped environment steps otherwise (its
+    episodes budget is never the one that ends a run); no loss column that does not apply."""
+    from training import ppo
+
+    argv = ["--max-episodes", "4", "--num-envs", "2", "--episodes-per-update", "2"]
+    assert reinforce.main([*argv, "--runs-dir", str(tmp_path / "r"), "--no-tensorboard"]) == 0
+    bar = capsys.readouterr().err
+    assert "4/4" in bar and "ep" in bar
+    assert "running=" in bar and "actor=" in bar and "critic=" not in bar  # no critic
+    steps = ["--max-env-steps", "128", "--num-envs", "2", "--rollout-steps", "32"]
+    assert ppo.main([*steps, "--runs-dir", str(tmp_path / "p"), "--no-tensorboard"]) == 0
+    bar = capsys.readouterr().err
+    assert "128/128" in bar and "step" in bar and "1000000" not in bar
+    assert "critic=" in bar
