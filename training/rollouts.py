@@ -287,12 +287,13 @@ def environment_state(envs: gym.vector.VectorEnv) -> dict[str, np.ndarray]:
     native CartPole vector env, or a synchronous one of MuJoCo envs (their full integration
     state, so the continuation is exact)."""
     from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
-    from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
     vector = envs.unwrapped
     if isinstance(vector, CartPoleVectorEnv):
         arrays = {name: np.array(getattr(vector, name)) for name in CARTPOLE_FIELDS}
         return {**arrays, "rng": _rng_state(vector.np_random)}
+    from gymnasium.envs.mujoco.mujoco_env import MujocoEnv  # 0.15 s: not for CartPole
+
     if isinstance(vector, gym.vector.SyncVectorEnv) and all(
         isinstance(env.unwrapped, MujocoEnv) for env in vector.envs
     ):
