@@ -1,7 +1,7 @@
 """The facts about each task, in one table: every command, benchmark and test reads them here.
 
-The agent classes carry their own ``env_id`` as well (a submission bundle ships ``agents/``
-alone and cannot import this package); a test checks that the two agree.
+The agent classes carry their own ``env_id`` too (a submission bundle ships ``agents/`` alone
+and cannot import this package); a test checks that the two agree.
 """
 
 from __future__ import annotations
@@ -15,32 +15,18 @@ class Task:
 
     agent: str
     env_id: str
-    #: Gymnasium's "solved" bar: the mean greedy score over evaluation episodes.
-    solve_score: float
-    #: The most an episode can score (one point a step up to the time limit).
-    max_score: float
-    #: "discrete" (a categorical policy) or "continuous" (a Gaussian policy).
-    action_kind: str
-    #: Where the shipped weights live, relative to the repository root.
-    weights_prefix: str
+    solve_score: float  # gymnasium's "solved" bar: the mean greedy score over evaluation episodes
+    max_score: float  # the most an episode can score (one point a step up to the time limit)
+    weights_prefix: str  # where the shipped weights live, relative to the repository root
     #: Step caps the shipped agent is scored under: the environment's own (None) and any
     #: shorter one an evaluator is known to use.
     evaluation_caps: tuple[int | None, ...] = (None,)
 
 
 TASKS: dict[str, Task] = {
-    task.agent: task
-    for task in (
-        Task("cartpole", "CartPole-v1", 475.0, 500.0, "discrete", "weights/cartpole"),
-        Task(
-            "pendulum",
-            "InvertedPendulum-v5",
-            950.0,
-            1000.0,
-            "continuous",
-            "weights/pendulum",
-            (None, 500),
-        ),
-    )
+    "cartpole": Task("cartpole", "CartPole-v1", 475.0, 500.0, "weights/cartpole"),
+    "pendulum": Task(
+        "pendulum", "InvertedPendulum-v5", 950.0, 1000.0, "weights/pendulum", (None, 500)
+    ),
 }
 AGENT_NAMES: tuple[str, ...] = tuple(TASKS)
