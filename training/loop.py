@@ -1,14 +1,11 @@
 """The outer loop every script shares: budgets, stop rules, checkpoints, signals, divergence.
 
-The loop takes the algorithm as an argument (a script's :class:`training.settings.Script`)
-and drives it through the small interface :class:`Algorithm`: collect, then learn.
-Every update draws its action noise and environment resets from a seed derived from (seed,
-update number), so a run is reproducible and a resumed run continues as an uninterrupted one
-would. Ctrl-C and SIGTERM end a run the same way: the updates done so far are saved (a
-checkpoint and the resume state cover every episode in progress.csv). A loss, gradient or
-weight that is no longer finite stops the run at once and keeps the last finite checkpoint.
-Exit statuses are training.exits': 0 stopped by its rule or a budget, 1 a file failed, 2 a
-mistake on the command line, 3 diverged, 130 Ctrl-C, 143 SIGTERM.
+It drives the algorithm a script hands it (:class:`Algorithm`): collect, then learn. Each
+update draws its noise and resets from a seed of (seed, update), so a resumed run continues
+as an uninterrupted one would. Ctrl-C and SIGTERM save every update done so far; a loss,
+gradient or weight that is no longer finite stops the run and keeps the last finite
+checkpoint. Exit statuses (training.exits): 0 stopped by its rule or a budget, 1 a file
+failed, 2 a command-line mistake, 3 diverged, 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -40,7 +37,6 @@ from training.run_state import (
     non_finite_arrays,
     non_finite_figures,
     policy_outputs_finite,
-    update_seed,
 )
 from training.runs import DamagedRunFileError, RunFolder, RunFolderHeldError
 from training.settings import RunSettings, Script, as_flag, parse_command, runs_dir_problem
@@ -56,22 +52,16 @@ UNTRAINED = 0
 
 
 class Algorithm(Protocol):
-    """What the loop drives: built as ``script.algorithm_class(settings, envs)``."""
+    """What the loop drives, built as ``script.algorithm_class(settings, envs)``: ``collect``
+    may be interrupted by Ctrl-C, ``learn`` runs with it held until the bookkeeping is done;
+    ``state`` holds every array ``--resume`` needs to continue exactly."""
 
-    #: The Keras model the agent saves (CartPoleAgent / InvertedPendulumAgent).
-    exported: Any
+    exported: Any  # the Keras model the agent saves (CartPoleAgent / InvertedPendulumAgent)
 
-    def collect(self, rng: np.random.Generator, reset_seed: int) -> Any:
-        """Experience for one update (may be interrupted by Ctrl-C)."""
-
-    def learn(self, experience: Any) -> UpdateOutcome:
-        """The update itself (runs with Ctrl-C held until the bookkeeping is done)."""
-
-    def greedy_policy(self) -> Callable:
-        """The deterministic NumPy policy with the current weights."""
-
+    def collect(self, rng: np.random.Generator, reset_seed: int) -> Any: ...
+    def learn(self, experience: Any) -> UpdateOutcome: ...
+    def greedy_policy(self) -> Callable: ...  # the deterministic NumPy policy
     def state(self) -> dict[str, np.ndarray]: ...
-
     def load_state(self, arrays: dict[str, np.ndarray]) -> None: ...
 
 
@@ -119,12 +109,8 @@ class Trainer:
         self.solve_check = SolveCheck(settings, task.env_id)
         self.state = RunState(settings)
         if self.run is None:
-            self.run = RunFolder.create(
-                Path(settings.runs_dir),
-                f"{script.name}-seed{settings.seed}",
-                settings.to_json(script.name),
-                settings.tensorboard,
-            )
+            name, stored = f"{script.name}-seed{settings.seed}", settings.to_json(script.name)
+            self.run = RunFolder.create(Path(settings.runs_dir), name, stored, settings.tensorboard)
             self.agent().save(self._checkpoint_prefix(UNTRAINED))
         else:
             arrays, counters = self.run.load_state()  # DamagedRunFileError: one line, exit 1
@@ -145,29 +131,20 @@ class Trainer:
 
     def agent(self):
         """The current policy as a competition agent, with how it was trained in its config."""
-        extra = {
-            "training": {
-                "settings": self.settings.to_json(self.script.name),
-                "episodes": self.state.episodes,
-                "updates": self.state.updates,
-                "run": self.run.path.name,
-            }
-        }
+        state, exported = self.state, self.algorithm.exported
+        training = {"settings": self.settings.to_json(self.script.name), "episodes": state.episodes}
+        extra = {"training": training | {"updates": state.updates, "run": self.run.path.name}}
         try:
-            return self.agent_class(
-                self.algorithm.exported, seed=self.settings.seed, extra_config=extra
-            )
+            return self.agent_class(exported, seed=self.settings.seed, extra_config=extra)
         except ValueError as error:
             # Finite but huge weights pass the check after the update and overflow here.
-            if policy_outputs_finite(self.algorithm.exported):
+            if policy_outputs_finite(exported):
                 raise
-            raise DivergenceError(
-                "the policy's outputs overflow on ordinary observations", self.state.updates
-            ) from error
+            problem = "the policy's outputs overflow on ordinary observations"
+            raise DivergenceError(problem, state.updates) from error
 
     def finite_state(self) -> dict[str, np.ndarray]:
-        """The algorithm's arrays for the resume state; DivergenceError if any is not finite
-        (so diverged weights are never saved)."""
+        """The algorithm's arrays for the resume state (DivergenceError if one is not finite)."""
         arrays = self.algorithm.state()
         if problem := non_finite_arrays(arrays):
             raise DivergenceError(problem, self.state.updates)
@@ -190,15 +167,10 @@ class Trainer:
         state.start_clock()
         # The bar counts toward the budget that binds: environment steps where they are
         # capped (PPO's episodes budget is never the one that ends a run), else episodes.
-        counter = "env_steps" if settings.max_env_steps else "episodes"
-        bar = tqdm(
-            total=settings.max_env_steps or settings.max_episodes,
-            initial=getattr(state, counter),
-            unit="step" if settings.max_env_steps else "ep",
-            disable=not settings.progress_bar,
-            dynamic_ncols=True,
-            file=sys.stderr,
-        )
+        counter, unit = ("env_steps", "step") if settings.max_env_steps else ("episodes", "ep")
+        total = settings.max_env_steps or settings.max_episodes
+        display = dict(disable=not settings.progress_bar, dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(total=total, initial=getattr(state, counter), unit=unit, **display)
         divergence = None
         try:
             with terminate_as_interrupt():
@@ -208,9 +180,9 @@ class Trainer:
                     losses = self._one_update()
                     bar.update(getattr(state, counter) - before)
                     shown = {"running": f"{state.running_reward():.1f}"}
-                    for column, name in (("actor_loss", "actor"), ("critic_loss", "critic")):
-                        if column in losses:  # a column only where it applies
-                            shown[name] = f"{losses[column]:.3g}"
+                    for name in ("actor", "critic"):  # a loss only where it applies
+                        if f"{name}_loss" in losses:
+                            shown[name] = f"{losses[f'{name}_loss']:.3g}"
                     bar.set_postfix(shown, refresh=False)
                     stop_reason = self._stop_reason()
                     if self.on_update is not None:
@@ -230,19 +202,14 @@ class Trainer:
         """What an observer (a sweep, a dashboard) sees after each update."""
         state = self.state
         latest = state.evaluations[-1] if state.evaluations else {}
-        return {
-            "episodes": state.episodes,
-            "updates": state.updates,
-            "env_steps": state.env_steps,
-            "wall_time": state.wall_time(),
-            "running_reward": state.running_reward(),
-            "greedy_score": latest.get("agent_greedy_mean", latest.get("vectorised_greedy_mean")),
-            **losses,
-        }
+        greedy = latest.get("agent_greedy_mean", latest.get("vectorised_greedy_mean"))
+        counts = {name: getattr(state, name) for name in ("episodes", "updates", "env_steps")}
+        figures = {"wall_time": state.wall_time(), "running_reward": state.running_reward()}
+        return counts | figures | {"greedy_score": greedy, **losses}
 
     def _one_update(self) -> dict[str, float]:
         settings, state = self.settings, self.state
-        sequence = update_seed(settings.seed, state.updates)
+        sequence = np.random.SeedSequence([settings.seed, state.updates])
         rng = np.random.default_rng(sequence)
         reset_seed = int(sequence.generate_state(1)[0])
         # A diverging policy overflows in the rollouts first; the check after the update
@@ -260,11 +227,8 @@ class Trainer:
 
     def _stop_reason(self) -> str | None:
         settings, state = self.settings, self.state
-        if (
-            settings.stop == "running_reward"
-            and state.scores
-            and state.running_reward() > settings.target_running_reward
-        ):
+        running = settings.stop == "running_reward" and state.scores
+        if running and state.running_reward() > settings.target_running_reward:
             return "running_reward"
         if settings.stop == "solved":
             solved = self.solve_check(state, self.algorithm, self.agent)
@@ -282,14 +246,13 @@ class Trainer:
     def _divergence(self, error: DivergenceError) -> str:
         """One line: which update diverged, what, what was kept and which settings to suspect."""
         settings, state = self.settings, self.state
-        kept = (
-            f"kept the last finite checkpoint {self._checkpoint_prefix(state.last_checkpoint)}"
-            if state.last_checkpoint
-            else "no checkpoint was saved before it"
-        )
-        suspects = ", ".join(
-            as_flag(name, getattr(settings, name)) for name in settings.divergence_suspects()
-        )
+        kept = "no checkpoint was saved before it"
+        if state.last_checkpoint:
+            kept = (
+                f"kept the last finite checkpoint {self._checkpoint_prefix(state.last_checkpoint)}"
+            )
+        names = settings.divergence_suspects()
+        suspects = ", ".join(as_flag(name, getattr(settings, name)) for name in names)
         return (
             f"diverged at update {error.update} (after episode {state.episodes}): "
             f"{error}; {kept}; suspect {suspects} (try a smaller learning rate or clipnorm)"
@@ -318,19 +281,9 @@ class Trainer:
         self.run.plot_learning_curve(
             f"{self.script.name} ({settings.agent}, seed {settings.seed})", settings.stop_score
         )
-        result = TrainingResult(
-            self.run.path,
-            stop_reason,
-            state.episodes,
-            state.updates,
-            state.env_steps,
-            state.trained_steps,
-            train_seconds,
-            state.running_reward(),
-            stop_reason == "solved",
-            state.evaluations,
-            divergence,
-        )
+        counts = (state.episodes, state.updates, state.env_steps, state.trained_steps)
+        ending = (train_seconds, state.running_reward(), stop_reason == "solved", state.evaluations)
+        result = TrainingResult(self.run.path, stop_reason, *counts, *ending, divergence)
         self.run.write_json("summary.json", result.to_json())
         self.close()
         return result
@@ -350,10 +303,8 @@ def train(
     command: str | None = None,
     on_update: UpdateCallback | None = None,
 ) -> TrainingResult:
-    """Train ``script``'s algorithm with ``settings`` in a new run folder, or continue the run
-    in ``resume``. ``command`` (the command line that started the run) is appended to the
-    run's command.txt; ``on_update`` is called after every update with
-    :meth:`Trainer.progress`."""
+    """Train ``script``'s algorithm in a new run folder, or continue the run in ``resume``;
+    ``command`` goes to its command.txt, ``on_update`` gets :meth:`Trainer.progress`."""
     trainer = Trainer(settings, script, resume, command, on_update)
     try:
         return trainer.train()
@@ -362,11 +313,8 @@ def train(
 
 
 def run_script(script: Script, argv: list[str] | None = None) -> int:
-    """What each script's ``main`` does: parse the command line, train, print the outcome in
-    one line, and return the exit status (see the module docstring).
-
-    A user's mistake is one line on stderr (a traceback only with ``--debug``); Ctrl-C and
-    SIGTERM save the run, which ``--resume`` continues."""
+    """Each script's ``main``: parse the command line, train, print the outcome in one line and
+    return the exit status; a user's mistake is one line (a traceback only with ``--debug``)."""
     name = script.name
     command = parse_command(script, argv)
     words = sys.argv[1:] if argv is None else argv

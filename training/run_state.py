@@ -1,5 +1,5 @@
 """The record of a run: its counters and scores (what ``--resume`` restores), what one update
-did, and how the run ended (summary.json)."""
+did, how the run ended (summary.json), and the checks that tell a run has diverged."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import numpy as np
 
 from training.exits import EXIT_DIVERGED, Terminated, stop_status
 
-PROBES = 64  # observations the policy's outputs are checked on when an agent refuses it
 #: Stop reasons that leave no final agent (a stopped run resumes; diverged weights are dropped).
 UNFINISHED = frozenset({"interrupted", "terminated", "diverged"})
 #: Loss columns every progress row has (an algorithm may report more; progress() shows all).
@@ -49,8 +48,7 @@ class TrainingResult:
     running_reward: float
     solved: bool
     evaluations: list[dict[str, Any]] = field(default_factory=list)
-    #: Why the run diverged (stop reason "diverged"): the update, what and what to suspect.
-    divergence: str | None = None
+    divergence: str | None = None  # why it diverged: the update, what, and what to suspect
 
     @property
     def steps_per_second(self) -> float:
@@ -63,9 +61,12 @@ class TrainingResult:
 
     @property
     def greedy_figure(self) -> tuple[str, float] | None:
-        """The latest greedy evaluation's figure (its name and value); when the run solved,
-        the agent's greedy mean that decided it."""
-        return evaluation_figure(self.evaluations[-1]) if self.evaluations else None
+        """The latest evaluation's (name, value): each record holds one greedy figure, named
+        for what it measured; when the run solved, the agent's greedy mean that decided it."""
+        if not self.evaluations:
+            return None
+        (name,) = set(self.evaluations[-1]) - {"update", "episode", "wall_time"}
+        return name, float(self.evaluations[-1][name])
 
     def report(self, name: str, eval_episodes: int) -> int:
         """Print how a run ended, in one line, and return its exit status."""
@@ -97,27 +98,6 @@ class TrainingResult:
     def to_json(self) -> dict[str, Any]:
         values = {**asdict(self), "run_dir": str(self.run_dir)}
         return {**values, "steps_per_second": self.steps_per_second}
-
-
-#: The figure an evaluation record holds, one per record, named for what it measured: the
-#: vectorised NumPy check's mean (or the upper bound it stopped at once the threshold was out
-#: of reach), then, if that passed, the mean of the agent's own ``act`` (or its upper bound).
-EVALUATION_FIGURES = (
-    "agent_greedy_mean",
-    "agent_greedy_upper_bound",
-    "vectorised_greedy_mean",
-    "vectorised_greedy_upper_bound",
-)
-
-
-def evaluation_figure(record: dict[str, Any]) -> tuple[str, float]:
-    """The (name, value) of the one greedy figure of an evaluation record."""
-    (name,) = (name for name in EVALUATION_FIGURES if name in record)
-    return name, float(record[name])
-
-
-def update_seed(seed: int, update: int) -> np.random.SeedSequence:
-    return np.random.SeedSequence([seed, update])
 
 
 def checkpoint_due(episodes: int, last_checkpoint: int, every: int) -> bool:
@@ -172,29 +152,19 @@ class RunState:
             self.episodes += 1
             self.scores.append(float(score))
             rows.append(
-                {
-                    "episode": self.episodes,
-                    "update": self.updates,
-                    "reward": float(score),
-                    "length": int(length),
-                    "running_reward": round(self.running_reward(), 6),
-                    **losses,
-                    "env_steps": self.env_steps,
-                    "wall_time": round(self.wall_time(), 4),
-                }
+                dict(episode=self.episodes, update=self.updates, reward=float(score))
+                | dict(length=int(length), running_reward=round(self.running_reward(), 6))
+                | dict(**losses, env_steps=self.env_steps, wall_time=round(self.wall_time(), 4))
             )
         return rows
 
     def counters(self) -> dict[str, Any]:
-        """Everything for the resume state, as arrays (JSON text: it loads without pickle)."""
+        """Everything for the resume state, as arrays (the evaluations as JSON text: the
+        state loads without pickle)."""
         counters = {name: getattr(self, name) for name in COUNTERS}
-        scores, evaluations = np.asarray(self.scores), np.asarray(json.dumps(self.evaluations))
-        return {
-            **counters,
-            "wall_time": self.wall_time(),
-            "scores": scores,
-            "evaluations": evaluations,
-        }
+        evaluations = np.asarray(json.dumps(self.evaluations))
+        arrays = {"scores": np.asarray(self.scores), "evaluations": evaluations}
+        return counters | {"wall_time": self.wall_time()} | arrays
 
     def restore(self, counters: dict[str, Any]) -> None:
         for name in COUNTERS:
@@ -207,7 +177,7 @@ class RunState:
 
 def variable_arrays(parts: list[tuple[str, Any, Any]]) -> dict[str, np.ndarray]:
     """The weights and optimiser slots of ``(prefix, model, optimizer)`` parts as plain
-    arrays: what the resume state keeps of an algorithm (it loads without pickle)."""
+    arrays: what the resume state keeps of an algorithm."""
     return {
         f"{prefix}/{kind}_{i:03d}": np.asarray(variable.numpy())
         for prefix, model, optimizer in parts
@@ -247,17 +217,15 @@ def non_finite_arrays(arrays: dict[str, np.ndarray]) -> str | None:
         for name, array in arrays.items()
         if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all()
     ]
-    if not bad:
-        return None
-    return f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} not finite"
+    return f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} not finite" if bad else None
 
 
 def policy_outputs_finite(model: Any) -> bool:
-    """Whether ``model`` gives finite outputs on ordinary observations (as the agents check)."""
+    """Whether ``model`` gives finite outputs on 64 ordinary observations (as the agents check)."""
     import keras
 
     size = model.inputs[0].shape[-1]
-    probes = np.random.default_rng(0).normal(scale=2.0, size=(PROBES, size)).astype(np.float32)
+    probes = np.random.default_rng(0).normal(scale=2.0, size=(64, size)).astype(np.float32)
     outputs = model(probes, training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return all(np.isfinite(keras.ops.convert_to_numpy(output)).all() for output in outputs)
