@@ -1,10 +1,8 @@
 """Settings: the fields the training loop uses, their checks, presets and the command line.
 
-Each script subclasses :class:`RunSettings` with only the fields its algorithm uses, each with
-a one-line docstring below it, which is its ``--help`` line. tyro turns the dataclass into the
-command line (abbreviated flags are refused). A preset is a named dict of values applied as
-the defaults before the flags are read. Importing this module stays cheap (no Keras), so
-``--help`` answers at once.
+A script subclasses :class:`RunSettings` with its algorithm's fields, each with a one-line
+docstring (its ``--help`` line); tyro reads the command line from the dataclass (abbreviated
+flags are refused) after a preset has set the defaults. No Keras here: ``--help`` is instant.
 """
 
 from __future__ import annotations
@@ -40,16 +38,8 @@ class Bounds:
         )
 
     def describe(self) -> str:
-        parts = [
-            f"{word} {limit:g}"
-            for word, limit in (
-                ("at least", self.at_least),
-                ("above", self.above),
-                ("at most", self.at_most),
-            )
-            if limit is not None
-        ]
-        return " and ".join(parts)
+        limits = (("at least", self.at_least), ("above", self.above), ("at most", self.at_most))
+        return " and ".join(f"{word} {limit:g}" for word, limit in limits if limit is not None)
 
 
 Count = Annotated[int, Bounds(at_least=1)]
@@ -62,9 +52,8 @@ Layers = Annotated[tuple[int, ...], Bounds(at_least=1)]
 
 
 class SettingError(Exception):
-    """A setting's value is not allowed: ``name`` is the field, ``problem`` says why.
-
-    Not a ValueError on purpose: tyro would catch that and print it in a box of its own."""
+    """A setting's value is not allowed: ``name`` is the field, ``problem`` says why (not a
+    ValueError, which tyro would catch and print in a box of its own)."""
 
     def __init__(self, name: str, problem: str) -> None:
         super().__init__(f"{flag_of(name)} {problem}")
@@ -95,11 +84,7 @@ class RunSettings:
 
     #: Settings ``--resume`` may change: the budgets and the display.
     RESUMABLE: ClassVar[tuple[str, ...]] = (
-        "max_episodes",
-        "max_seconds",
-        "max_env_steps",
-        "progress_bar",
-        "tensorboard",
+        *("max_episodes", "max_seconds", "max_env_steps", "progress_bar", "tensorboard"),
     )
     #: The settings that scale the updates, named when a run diverges.
     DIVERGENCE_SUSPECTS: ClassVar[tuple[str, ...]] = ("gamma",)
@@ -174,8 +159,7 @@ class RunSettings:
                 )
 
     def divergence_suspects(self) -> tuple[str, ...]:
-        """The suspects named when this run diverges: a script drops those its other settings
-        switch off (a learning rate of a network the run does not have)."""
+        """The settings named when this run diverges (a script drops those it switches off)."""
         return self.DIVERGENCE_SUSPECTS
 
     @property
@@ -192,15 +176,12 @@ class RunSettings:
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
         """Settings from settings.json (or a sweep's trial): lists back to tuples, and keys
         the class does not have are left out."""
-        hints = typing.get_type_hints(cls)
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(
-            **{
-                k: tuple(v) if isinstance(v, list) and hints[k] == tuple[int, ...] else v
-                for k, v in data.items()
-                if k in known
-            }
-        )
+        hints, values = typing.get_type_hints(cls), {k: v for k, v in data.items() if k in known}
+        for k, v in values.items():
+            if isinstance(v, list) and hints[k] == tuple[int, ...]:
+                values[k] = tuple(v)
+        return cls(**values)
 
 
 def value_problem(value: Any, hint: Any) -> str | None:
@@ -239,8 +220,8 @@ def _is_whole(value: Any) -> bool:
 # --- scripts, presets and the command line -------------------------------------------------
 @dataclass(frozen=True)
 class Script:
-    """What a training script hands the core: its name, settings class, algorithm class,
-    presets and Ray Tune search space. The core never imports a script; a script passes this."""
+    """What a training script hands the core (which never imports a script): its name,
+    settings and algorithm classes, presets and Ray Tune search space."""
 
     name: str
     settings_class: type[RunSettings]
@@ -248,8 +229,7 @@ class Script:
     presets: dict[str, dict[str, Any]]
     default_preset: str
     search_space: Callable[[], dict[str, Any]] | None = None
-    #: What --help says first (default: the settings class's docstring).
-    description: str | None = None
+    description: str | None = None  # what --help says first (default: the settings' docstring)
 
     def preset(self, name: str | None = None, **overrides: Any) -> RunSettings:
         """The named preset (default: the script's) for ``overrides['agent']``, then the
@@ -271,11 +251,9 @@ class Script:
         return "\n\n".join(lines)
 
 
-# --- the command line ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Command:
-    """What the command line asked for: settings, the run folder to resume (if any), and
-    whether errors should show their traceback."""
+    """What the command line asked for: settings, the run to resume, tracebacks or not."""
 
     settings: RunSettings
     resume: Path | None
