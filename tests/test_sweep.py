@@ -1,6 +1,6 @@
 """training.sweep: the flags and every trial's settings checked before Ray, Tune's pieces, the
-objective, the summary and promotion, and 2-trial sweeps on a private Ray (one trial failing
-in its worker; one stopped by SIGTERM).
+objective, the summary with its best and ship commands, and 2-trial sweeps on a private Ray
+(one trial failing in its worker; one stopped by SIGTERM).
 
 The cluster paths (--address HOST:PORT, ray://) against a real head are in
 tests/test_sweep_cluster.py.
@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-import tools
 from training import sweep
 from training import sweep_report as report
 from training.settings import parse_command
@@ -38,7 +37,7 @@ SCRIPTS = {
     "reinforce_normalised": "cartpole",
     "gaussian_actor_critic": "pendulum",
 }
-ROW_FIELDS = {"trial", "overrides", "seed", "status", "solved", "time_to_solve", "objective"}
+ROW_FIELDS = {"trial", "overrides", "seed", "status", "solved", "wall_time", "objective", "error"}
 
 
 def plan_of(*words: str, agent: str = "cartpole") -> sweep.report.Plan:
@@ -66,8 +65,8 @@ def test_each_script_searches_its_own_space_around_its_fast_preset(script: str, 
     for name, domain in loaded.search_space().items():
         text, values = sweep.describe_space(domain)
         assert plan.space[name] == text
-        if name.startswith("critic") and not getattr(fast, "baseline", True):
-            continue  # plain REINFORCE has no critic: its value does not matter
+        if name.startswith("critic"):  # only a script with a critic searches its settings
+            assert getattr(fast, "baseline", True), f"{script} has no critic to tune"
         if not text.startswith("choice"):
             assert values[0] <= getattr(fast, name) <= values[-1], name  # the preset inside
 
@@ -101,7 +100,7 @@ def test_space_items_become_tune_distributions() -> None:
     assert isinstance(space["critic_steps"], Integer)
     assert isinstance(space["actor_hidden"], Categorical)
     assert space["actor_hidden"].categories == ["64x64", "128"]  # Optuna takes scalars
-    assert report.decode(script, {"seed": 3, "actor_hidden": "64x64", "critic_hidden": [32]}) == {
+    assert sweep.decode(script, {"seed": 3, "actor_hidden": "64x64", "critic_hidden": [32]}) == {
         "actor_hidden": (64, 64),
         "critic_hidden": (32,),
     }
@@ -246,36 +245,31 @@ def row(trial: int, seed: int, time_to_solve: float | None, **changes) -> dict:
     solved = time_to_solve is not None
     score = 500.0 if solved else 100.0
     values = {
-        "trial": trial,
-        "overrides": {},
-        "seed": seed,
-        "status": "finished",
-        "solved": solved,
+        **{"trial": trial, "overrides": {}, "seed": seed, "status": "finished", "solved": solved},
         "stop_reason": "solved" if solved else "max_seconds",
-        "time_to_solve": time_to_solve,
-        "steps_to_solve": 1000 * trial if solved else None,
-        "episodes": 10,
-        "train_seconds": time_to_solve or 30.0,
-        "final_greedy_score": score,
+        **{"wall_time": time_to_solve or 30.0, "env_steps": 1000 * trial, "episodes": 10},
+        "greedy_score": score,
         "objective": report.objective(solved, time_to_solve or 30.0, score, 30.0, 475.0),
-        "run_dir": f"runs/trial{trial}",
-        "error": None,
+        **{"run_dir": f"runs/trial{trial}", "error": None},
     }
     return {**values, **changes}
 
 
-def test_rates_and_best_trials() -> None:
+def test_rates_the_best_trial_and_the_one_to_ship(tmp_path: Path) -> None:
+    """The best trial has the smallest objective; the command that ships weights names the
+    fastest solved trial's run folder; a failed trial is never best."""
+    plan = plan_of("--seeds", "4")
     trials = [row(0, 1, 30.0), row(1, 2, None), row(2, 3, 10.0), row(3, 4, 20.0)]
-    summary = {"trials": trials, **report.rates(trials)}
-    assert summary["solve_rate"] == pytest.approx(3 / 4)
-    assert summary["median_time_to_solve"] == pytest.approx(20.0)
-    assert report.best_trial(summary)["trial"] == 2
-    assert report.best_solved_trial(summary)["trial"] == 2
-    errored = {"trials": [row(0, 1, None, status="error", objective=None, error="boom")]}
-    assert report.best_trial(errored) is None
+    summary = report.summarise(plan, trials, tmp_path)
+    assert (summary["solve_rate"], summary["median_time_to_solve"]) == (3 / 4, 20.0)
+    assert summary["best"]["trial"] == 2
+    assert summary["promote"] == f"python -m tools.promote {tmp_path}/runs/trial2 --overwrite"
+    failed = [row(0, 1, None, status="error", error="boom"), row(1, 2, None)]
+    summary = report.summarise(plan, failed, tmp_path)
+    assert (summary["best"]["trial"], summary["promote"], summary["error_count"]) == (1, None, 1)
 
 
-def test_the_best_trial_is_a_ready_to_run_command() -> None:
+def test_the_best_trial_is_a_ready_to_run_command(tmp_path: Path) -> None:
     plan = plan_of("--script", "reinforce_normalised", "--first-seed", "5", "--max-seconds", "30")
     overrides = {
         "actor_learning_rate": 0.0012345678901234,
@@ -283,9 +277,8 @@ def test_the_best_trial_is_a_ready_to_run_command() -> None:
         "bootstrap_truncated": False,
         "standardise": "batch",
     }
-    summary = report.summarise(
-        plan, [row(0, 5, None), row(1, 5, 12.5, overrides=overrides)], 50.0, "x"
-    )
+    trials = [row(0, 5, None), row(1, 5, 12.5, overrides=overrides)]
+    summary = report.summarise(plan, trials, tmp_path)
     command = summary["best"]["command"]
     assert command == (
         "python -m training.reinforce_normalised --preset fast --seed 5 --agent cartpole "
@@ -358,60 +351,26 @@ def test_a_failed_trial_makes_the_sweep_fail(tmp_path: Path, monkeypatch, capsys
     assert summary["error_count"] == 1 and summary["trials"][1]["error"] == "ValueError: boom"
     assert (summary["ran_on"], summary["stopped_by"]) == ("here", None)
     printed = capsys.readouterr().out
-    assert "error: ValueError: boom" in printed
+    assert "trial 1 error: ValueError: boom" in printed
     assert printed.strip().splitlines()[-2].startswith("best: trial 0 (seed 1) solved in 5.0 s")
     fake_trials(monkeypatch, [result(1, 5.0), result(2, None)])
     assert sweep.main(["--agent", "cartpole", "--seeds", "2", "--out", str(out)]) == 0
 
 
-def fake_promote(monkeypatch, calls: list[tuple], refuse: bool = False) -> None:
-    """Stand-in for tools.promote that records its calls (its own tests cover copying)."""
-    fake = types.ModuleType("tools.promote")
-
-    class PromotionError(RuntimeError):
-        pass
-
-    def promote_run(run_dir: Path, weights_dir: Path, overwrite: bool = False) -> dict:
-        calls.append((run_dir, weights_dir, overwrite))
-        if refuse:
-            raise PromotionError("weights exist")
-        return {"seed": 3}
-
-    fake.PromotionError, fake.promote_run, fake.DEFAULT_WEIGHTS_DIR = (
-        PromotionError,
-        promote_run,
-        Path("unused"),
-    )
-    monkeypatch.setitem(sys.modules, "tools.promote", fake)
-    monkeypatch.setattr(tools, "promote", fake, raising=False)
-
-
-def test_promote_only_with_the_flag(tmp_path: Path, monkeypatch) -> None:
-    calls: list[tuple] = []
-    fake_promote(monkeypatch, calls)
+def test_the_sweep_prints_how_to_ship_the_fastest_solved_trial(tmp_path: Path, monkeypatch, capsys):
+    """Nothing is promoted: the sweep prints the tools.promote command for the fastest solved
+    trial (none when no trial solved), and the shipped weights stay as they were."""
+    before = tree_digest(REPO_WEIGHTS)
     fake_trials(monkeypatch, [result(1, 30.0), result(2, 10.0), result(3, None)])
-    out, weights = tmp_path / "out", tmp_path / "weights"
-    base = ["--agent", "cartpole", "--seeds", "3", "--out", str(out), "--weights-dir", str(weights)]
-    assert sweep.main(base) == 0
-    assert calls == []
-    assert sweep.main([*base, "--promote"]) == 0
-    assert sweep.main([*base, "--promote", "--overwrite"]) == 0
-    best = out.resolve() / "runs/trial2"  # the fastest solved trial
-    assert calls == [(best, weights, False), (best, weights, True)]
-    assert json.loads((out / "summary.json").read_text())["promoted"]["trial"] == 1  # seed 2
-
-
-def test_promote_fails_cleanly(tmp_path: Path, monkeypatch, capsys) -> None:
-    calls: list[tuple] = []
-    fake_promote(monkeypatch, calls, refuse=True)
-    base = ["--agent", "cartpole", "--out", str(tmp_path), "--promote"]
-    fake_trials(monkeypatch, [result(1, 5.0)])
-    assert sweep.main(base) == 1
-    assert "weights exist" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert sweep.main(["--agent", "cartpole", "--seeds", "3", "--out", str(out)]) == 0
+    ship = f"python -m tools.promote {out}/runs/trial2 --overwrite"
+    assert f"ship the fastest solved trial: {ship}" in capsys.readouterr().out
+    assert json.loads((out / "summary.json").read_text())["promote"] == ship
     fake_trials(monkeypatch, [result(1, None)])
-    assert sweep.main(base) == 1
-    assert "no trial solved" in capsys.readouterr().err
-    assert len(calls) == 1
+    assert sweep.main(["--agent", "cartpole", "--out", str(out)]) == 0
+    assert "tools.promote" not in capsys.readouterr().out
+    assert tree_digest(REPO_WEIGHTS) == before
 
 
 # --- 2-trial sweeps on a private Ray --------------------------------------------------------------
@@ -429,24 +388,22 @@ def test_a_sweep_with_a_trial_that_fails_in_its_worker(tmp_path: Path, monkeypat
 
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["trial_count"], summary["error_count"]) == (2, 1)
-    finished, failed = summary["trials"]  # in grid order
+    finished, failed = summary["trials"]  # in the grid's order
     assert set(finished) >= ROW_FIELDS and set(failed) >= ROW_FIELDS
     assert failed["overrides"] == {"num_envs": 0, "max_env_steps": 512}
     assert failed["status"] == "error"
     assert failed["error"] == "SettingError: --num-envs must be at least 1, got 0"
     assert (finished["status"], finished["error"]) == ("finished", None)
-    assert finished["solved"] == (finished["time_to_solve"] is not None)
-    assert finished["objective"] > 0
+    assert finished["objective"] > 0 and finished["episodes"] > 0
     run_dir = out / finished["run_dir"]
     assert json.loads((run_dir / "settings.json").read_text())["max_env_steps"] == 512
     assert list(run_dir.glob("events.out.tfevents.*"))  # TensorBoard logs for every trial
     header, *rows = (out / "summary.csv").read_text().splitlines()  # Tune's own table
     assert "config/num_envs" in header.split(",") and len(rows) == 1  # of trials that reported
     assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
-    assert (out / "settings.png").read_bytes()[:4] == b"\x89PNG"  # num_envs varies
     printed = capsys.readouterr()
     assert "all trials: solve rate " in printed.out
-    assert "error: SettingError: --num-envs must be at least 1, got 0" in printed.out
+    assert "trial 1 error: SettingError: --num-envs must be at least 1, got 0" in printed.out
     assert (
         printed.out.strip()
         .splitlines()[-1]
@@ -456,18 +413,18 @@ def test_a_sweep_with_a_trial_that_fails_in_its_worker(tmp_path: Path, monkeypat
     assert tree_digest(REPO_WEIGHTS) == before
 
 
-def test_a_reused_worker_trains_as_a_fresh_process_would(tmp_path: Path, monkeypatch) -> None:
+def test_a_reused_worker_trains_as_a_fresh_process_would(tmp_path: Path) -> None:
     """Tune reuses its workers (TensorFlow loads once per worker): seed 2, trained after
     seed 1 in the same worker, gives the episodes and weights of a run of its own."""
     pytest.importorskip("ray")
     from training.loop import train
     from training.ppo import SCRIPT
 
-    pids = []
-    monkeypatch.setattr(report, "reported_curve", lambda result: pids.append(result.metrics["pid"]))
     argv = ["--agent", "cartpole", "--seeds", "2", "--grid", "max_env_steps=1024", "--cpus", "1"]
     assert sweep.main([*argv, "--address", "local", "--out", str(tmp_path / "sweep")]) == 0
-    assert len(pids) == 2 and pids[0] == pids[1]  # one worker trained both
+    header, *rows = (tmp_path / "sweep/summary.csv").read_text().splitlines()  # Tune's table
+    pids = {row.split(",")[header.split(",").index("pid")] for row in rows}
+    assert len(rows) == 2 and len(pids) == 1  # one worker trained both
     values = {"agent": "cartpole", "seed": 2, "max_env_steps": 1024, "threads": 1}
     alone = train(SCRIPT.preset("fast", **values, runs_dir=str(tmp_path / "alone")), SCRIPT)
     (swept,) = (tmp_path / "sweep/runs").glob("ppo-seed2-*")
@@ -520,6 +477,5 @@ def test_sigterm_stops_the_sweep_and_keeps_what_ran(tmp_path: Path) -> None:
     assert "Traceback" not in stdout + stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stopped_by"] == "SIGTERM" and summary["trials"]
-    for trial in summary["trials"]:
-        assert (trial["status"], trial["stop_reason"]) == ("stopped", "SIGTERM")
+    assert {trial["status"] for trial in summary["trials"]} == {"stopped"}
     assert "sweep: stopped by SIGTERM" in stdout

@@ -1,13 +1,13 @@
 """Sweeps on Ray Tune: many seeds, a grid of settings or an Optuna search, here or on a cluster.
 
 Each trial is one ``training.loop.train`` call on a script's fast preset, reporting to Tune
-after every update; Tune's pieces do the rest (the script's ``search_space()``, a Tuner that
-reuses its actors so TensorFlow loads once per worker, schedulers, a stopper, OptunaSearch,
-the ResultGrid). Trials' settings are built before Ray starts. See docs/sweeps.md."""
+after every update; Tune does the rest (grid_search, OptunaSearch over the script's
+``search_space()``, its schedulers, a Stopper for signals, actors reused so TensorFlow loads once
+per worker, the ResultGrid). Every trial's settings are built before Ray starts, so a mistake is
+one line. See docs/sweeps.md."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.util
 import itertools
@@ -18,7 +18,6 @@ import shlex
 import signal
 import socket
 import sys
-import threading
 import time
 import typing
 import warnings
@@ -36,16 +35,14 @@ REPORTED = ("running_reward", "greedy_score", "env_steps", "wall_time", "episode
 ASHA_FACTOR = 4  # ASHA's rungs at budget / 16 and budget / 4
 #: A lean, quiet Ray and Tune (values already set win): no usage report, no console boxes, no
 #: TensorBoard logger beside the runs' own, Ctrl-C left to us, a refusing cluster given up soon.
-# fmt: off
-RAY_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AIR_NEW_OUTPUT": "0",
-                   "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1",
-                   "RAY_gcs_server_port_wait_time_s": "5",
-                   "RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S": "3",
-                   "RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S": "3"}
-# fmt: on
+RAY_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AIR_NEW_OUTPUT": "0"}
+RAY_ENVIRONMENT |= {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1"}
+RAY_ENVIRONMENT |= {"RAY_gcs_server_port_wait_time_s": "5"}
+RAY_ENVIRONMENT |= dict.fromkeys(
+    ("RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S", "RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S"), "3"
+)
 DISTRIBUTIONS = "loguniform:A:B, uniform:A:B, int:A:B (both included) or choice:A,B"
-_STOP = threading.Event()  # set by SIGINT or SIGTERM; Tune's stopper reads it
-_SIGNALS: list[int] = []
+_SIGNALS: list[int] = []  # SIGINT or SIGTERM received: Tune's stopper reads it
 
 
 class SweepError(Exception):
@@ -73,9 +70,6 @@ def build_parser() -> OneLineParser:
     add("--max-seconds", type=float, help="training-time budget per trial [the preset's]")
     add("--out", type=Path, help="sweep folder [runs/sweep-AGENT-TIME]")
     add("--worker-logs", action="store_true", help="show what the trials print")
-    add("--promote", action="store_true", help="ship the fastest solved trial (tools.promote)")
-    add("--overwrite", action="store_true", help="with --promote: replace existing weights")
-    add("--weights-dir", type=Path, help="where --promote ships to [weights/]")
     return parser
 
 
@@ -145,57 +139,63 @@ def describe_space(domain: Any) -> tuple[str, list[Any]]:
 
     if isinstance(domain, Categorical):
         return f"choice:{','.join(map(str, domain.categories))}", list(domain.categories)
-    high = domain.upper - 1 if isinstance(domain, Integer) else domain.upper  # randint's is out
-    log = isinstance(domain.get_sampler(), type(tune.loguniform(1, 2).get_sampler()))
+    low, high, log = domain.lower, domain.upper - isinstance(domain, Integer), domain.get_sampler()
+    log = isinstance(log, type(tune.loguniform(1, 2).get_sampler()))
     shape = "int" if isinstance(domain, Integer) else "loguniform" if log else "uniform"
-    return f"{shape}:{domain.lower:g}:{high:g}", [domain.lower, high]
+    return f"{shape}:{low:g}:{high:g}", [low, high]
+
+
+def decode(script: Script, config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's config as the settings take it: Python scalars, tuples (from lists or the
+    64x64 text Optuna's choices carry), no seed."""
+    kinds, values = typing.get_type_hints(script.settings_class), {}
+    for key, value in ((k, v) for k, v in config.items() if k != "seed"):
+        value = value.item() if hasattr(value, "item") else value
+        if typing.get_origin(kinds[key]) is tuple and type(value) is not tuple:
+            value = tuple(map(int, value.split("x")) if isinstance(value, str) else value)
+        values[key] = value
+    return values
 
 
 def trial_settings(script: Script, plan: report.Plan, config: dict, runs_dir: str = ".") -> Any:
     """A trial's settings: the script's fast preset, the plan's and the trial's values."""
-    values = {
-        **plan.fixed,
-        **report.decode(script, config),
-        "agent": plan.agent,
-        "runs_dir": runs_dir,
-    }
+    values = {**plan.fixed, **decode(script, config), "agent": plan.agent, "runs_dir": runs_dir}
     values.update(seed=int(config["seed"]), progress_bar=False, threads=1)
     return script.preset(report.PRESET, **values)
 
 
 def check_trials(script: Script, plan: report.Plan, space: dict[str, Any]) -> RunSettings:
-    """Every grid setting's settings, and each distribution's bounds or choices' (alone and all
+    """Every grid setting's settings, and each distribution's bounds or choices (alone and all
     together), built with the first and last seed: what the settings refuse fails here."""
     cases = [dict(zip(plan.grid, v, strict=True)) for v in itertools.product(*plan.grid.values())]
     spans = {name: describe_space(domain)[1] for name, domain in space.items()}
     cases += [{name: value} for name, values in spans.items() for value in values]
     cases += [{name: values[end] for name, values in spans.items()} for end in (0, -1)]
-    settings = []
     for case, seed in itertools.product(cases, sorted({plan.seeds[0], plan.seeds[-1]})):
         try:
-            settings.append(trial_settings(script, plan, {**case, "seed": seed}))
+            settings = trial_settings(script, plan, {**case, "seed": seed})
         except SettingError as error:
             name, value = error.name, {**plan.fixed, **case}.get(error.name)
             where = f"--grid {report.describe({name: value} if value is not None else case)}"
             where = where if value is not None or case else f"--script {script.name}"
             where = f"--space {name}={plan.space[name]} (at {value})" if name in space else where
             raise SweepError(f"{where}: {error}") from None
-    return settings[0]
+    return settings
 
 
-def make_plan(args: argparse.Namespace) -> tuple[report.Plan, Script, dict[str, Any]]:
+def make_plan(args: Any) -> tuple[report.Plan, Script, dict[str, Any]]:
     """The flags checked with every trial's settings: the plan, script and Tune search space."""
     optuna, cluster = args.search == "optuna", args.address or os.environ.get("RAY_ADDRESS")
-    if args.seeds < 1 or (args.cpus is not None and args.cpus < 1):
-        raise SweepError("--seeds and --cpus must be at least 1")
-    if args.cpus and cluster not in (None, "local"):
-        raise SweepError("--cpus sizes a private Ray, not a cluster: add --address local")
-    if optuna and (args.samples or 0) < 1:
-        raise SweepError("--search optuna needs --samples N (N >= 1)")
-    if not optuna and (args.samples or args.space):
-        raise SweepError("--samples and --space need --search optuna")
-    if optuna and args.seeds != 1:
-        raise SweepError("--search optuna trains one seed per sample (--first-seed)")
+    for problem, message in [
+        (args.seeds < 1 or (args.cpus or 1) < 1, "--seeds and --cpus must be at least 1"),
+        (args.cpus and cluster not in (None, "local"), "--cpus sizes a private Ray, not a "
+         "cluster: add --address local"),
+        (optuna and (args.samples or 0) < 1, "--search optuna needs --samples N (N >= 1)"),
+        (not optuna and (args.samples or args.space), "--samples and --space need --search optuna"),
+        (optuna and args.seeds != 1, "--search optuna trains one seed per sample (--first-seed)"),
+    ]:  # fmt: skip
+        if problem:
+            raise SweepError(message)
     script = load_script(args.script)
     grid = {
         name: [convert(v, kind, f"--grid {name}={v}") for v in text.split(",")]
@@ -306,16 +306,16 @@ def tune_config(plan: report.Plan) -> Any:
 
 
 def _request_stop(signum: int, frame: Any) -> None:
-    if _STOP.is_set():  # a second signal: stop at once
+    if _SIGNALS:  # a second signal: stop at once
         raise KeyboardInterrupt
     _SIGNALS.append(signum)
-    _STOP.set()
     name = signal.Signals(signum).name
     print(f"sweep: {name}: stopping every trial (again to abort)", file=sys.stderr, flush=True)
 
 
 def run_trials(plan: report.Plan, script: Script, space: dict, out: Path, args: Any) -> tuple:
-    """Every trial on Tune, in grid order: their Results, decoded configs, and where they ran."""
+    """Every trial on Tune, in Tune's order: their Results with decoded configs, and where they
+    ran. A signal stops them all through Tune's stopper."""
     import ray
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback
@@ -324,26 +324,22 @@ def run_trials(plan: report.Plan, script: Script, space: dict, out: Path, args: 
         def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
             return False
 
-        def stop_all(self) -> bool:  # the module's event: Tune pickles its stopper
-            from training import sweep
+        def stop_all(self) -> bool:  # the module's list: Tune pickles its stopper
+            return bool(importlib.import_module("training.sweep")._SIGNALS)
 
-            return sweep._STOP.is_set()
-
-    class PrintTrial(tune.Callback):
+    class PrintTrial(tune.Callback):  # a line per trial that ends (a failed one's: the table)
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            values, seed = report.decode(script, trial.config), trial.config["seed"]
-            print(f"  trial {report.trial_line(values, seed, trial.last_result, plan)}", flush=True)
+            last, values = trial.last_result, report.describe(decode(script, trial.config))
+            outcome = f"{last.get('stop_reason', 'pruned or stopped')}, {last['wall_time']:.1f} s"
+            print(f"  trial seed={trial.config['seed']} {values}: {outcome}", flush=True)
 
-    _STOP.clear()
     _SIGNALS.clear()
     previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # no failed trial's traceback
     try:
         print(f"sweep: trials on {(where := connect(args.address, args.cpus, args.worker_logs))}")
-        space = {**space, "seed": plan.seeds[0]}
-        if plan.search == "grid":
-            space = {key: tune.grid_search(v) for key, v in plan.grid.items()}
-            space["seed"] = tune.grid_search(list(plan.seeds))
+        seeds = plan.seeds[0] if plan.space else tune.grid_search(list(plan.seeds))
+        space = {**space, **{k: tune.grid_search(v) for k, v in plan.grid.items()}, "seed": seeds}
         trainable = tune.with_parameters(run_trial, job=(plan, f"{out}/runs", args.command))
         trainable = tune.with_resources(trainable, {"cpu": 1})
         hooks = {"stop": StopOnSignal(), "callbacks": [PrintTrial(), CSVLoggerCallback()]}
@@ -353,19 +349,16 @@ def run_trials(plan: report.Plan, script: Script, space: dict, out: Path, args: 
             signal.signal(number, _request_stop)
         grid = tuner.fit()
         grid.get_dataframe().to_csv(out / "summary.csv", index=False)  # a row per trial
-        results = [result for result in grid if result.config is not None]
+        pairs = [(result, decode(script, result.config)) for result in grid if result.config]
     finally:
         ray.shutdown()
         for number, handler in previous.items():  # ours, and the one ray.init installed
             signal.signal(number, handler)
-    pairs = [(result, report.decode(script, result.config)) for result in results]
-    if plan.search == "grid":  # Tune's order is the order the trials started
-        pairs.sort(key=lambda pair: report.grid_position(plan, *pair))
     return pairs, where
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Exit 0: every trial ran; 1: one failed, no Ray, no promotion; 2: bad flags; 130/143."""
+    """Exit 0: every trial ran; 1: one failed, or no Ray; 2: bad flags; 130/143: stopped."""
     parser = build_parser()
     args = parser.parse_args(argv)
     for package in ["ray"] + (["optuna"] if args.search == "optuna" else []):
@@ -386,14 +379,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sweep: {plan.script} ({plan.agent}), {trials} x {plan.keys}; outputs in {out}")
     started = time.perf_counter()
     pairs, where = run_trials(plan, script, space, out.resolve(), args)  # SystemExit: no Ray
-    stopped = signal.Signals(_SIGNALS[0]).name if _SIGNALS else None
-    run = {"wall": time.perf_counter() - started, "ran_on": where, "stopped_by": stopped}
-    summary = report.publish(plan, pairs, out, args.command, **run)
-    if stopped:
-        return report.close(summary, 128 + _SIGNALS[0])  # the shell's: 130 Ctrl-C, 143 SIGTERM
-    promote = (out, args.weights_dir, args.overwrite) if args.promote else None
-    return report.close(summary, EXIT_FAILED if summary["error_count"] else 0, promote)
+    stop = signal.Signals(_SIGNALS[0]).name if _SIGNALS else None
+    run = {"command": args.command, "sweep_wall_seconds": time.perf_counter() - started}
+    summary = report.publish(plan, pairs, out, stop, **run, ran_on=where)
+    if stop:  # the shell's statuses: 130 Ctrl-C, 143 SIGTERM
+        return 128 + _SIGNALS[0]
+    return EXIT_FAILED if summary["error_count"] else 0
 
 
-if __name__ == "__main__":  # as training.sweep: one stop event, the one Tune's stopper reads
+if __name__ == "__main__":  # as training.sweep: one signal list, the one Tune's stopper reads
     raise SystemExit(importlib.import_module("training.sweep").main())
