@@ -17,7 +17,8 @@ top to bottom in this file:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from functools import partial
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,18 +34,14 @@ LOG_STD_OFFSET = -2.0
 # --- settings -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GaussianActorCriticSettings(RunSettings):
-    """Gaussian policy on InvertedPendulum-v5: actor 4 -> 256 ReLU -> 256 ReLU with heads
-    mean = 3 tanh(.) and log sigma = 3 tanh(.) - 2; the sampled action is clipped to the bounds
-    [-3, 3] (not the course's [-2, 2]) and, as in the course, the loss scores the clipped
+    """Variant 5's settings, as the course by default: actor 4 -> 256 ReLU -> 256 ReLU with
+    heads mean = 3 tanh(.) and log sigma = 3 tanh(.) - 2; the sampled action is clipped to the
+    bounds [-3, 3] (not the course's [-2, 2]) and, as in the course, the loss scores the clipped
     action; critic 4 -> 128 ReLU -> 1 with 10 Huber steps per episode; Adam 3e-5 (actor) and
     1e-4 (critic); no early stop: 1000 episodes, a checkpoint every 200."""
 
-    DIVERGENCE_SUSPECTS: ClassVar[tuple[str, ...]] = (
-        "actor_learning_rate",
-        "critic_learning_rate",
-        "gamma",
-        "clipnorm",
-        "entropy_coef",
+    DIVERGENCE_SUSPECTS = (
+        *("actor_learning_rate", "critic_learning_rate", "gamma", "clipnorm", "entropy_coef"),
     )
 
     agent: Literal["pendulum"] = "pendulum"
@@ -86,27 +83,14 @@ class GaussianActorCriticSettings(RunSettings):
 #: standardised over the batch, an entropy bonus (without it sigma collapses to its floor on
 #: some seeds and learning stalls), episodes cut at 1000 steps bootstrapped with the critic's
 #: value; stops when a greedy evaluation solves the task. Per-layer seeds as reinforce's fast.
-FAST: dict[str, Any] = {
-    "layer_seed_step": 1,
-    "critic_seed_offset": 100,
-    "running_reward_from_zeros": False,
-    "checkpoint_names": "episode",
-    "learn_clipped_actions": False,
-    "num_envs": 32,
-    "episodes_per_update": 32,
-    "actor_learning_rate": 3e-4,
-    "critic_learning_rate": 1e-2,
-    "standardise": "batch",
-    "discount_weighting": False,
-    "batch_reduction": "mean",
-    "entropy_coef": 0.01,
-    "bootstrap_truncated": True,
-    "stop": "solved",
-    "eval_gate": 300.0,
-    "max_episodes": 50_000,
-    "max_seconds": 120.0,
-    "checkpoint_every": 1000,
-}
+FAST: dict[str, Any] = (
+    dict(layer_seed_step=1, critic_seed_offset=100, running_reward_from_zeros=False)
+    | dict(checkpoint_names="episode", learn_clipped_actions=False, num_envs=32)
+    | dict(episodes_per_update=32, actor_learning_rate=3e-4, critic_learning_rate=1e-2)
+    | dict(standardise="batch", discount_weighting=False, batch_reduction="mean")
+    | dict(entropy_coef=0.01, bootstrap_truncated=True, stop="solved", eval_gate=300.0)
+    | dict(max_episodes=50_000, max_seconds=120.0, checkpoint_every=1000)
+)
 PRESETS: dict[str, dict[str, Any]] = {"course": {}, "fast": FAST}
 
 
@@ -115,11 +99,8 @@ def dense(units: int, seed: int, name: str, activation: str | None) -> Any:
     """The course's layers: He-normal ReLU hidden layers, Glorot-normal outputs."""
     import keras
 
-    if activation == "relu":
-        initializer = keras.initializers.HeNormal(seed=seed)
-    else:
-        initializer = keras.initializers.GlorotNormal(seed=seed)
-    return keras.layers.Dense(units, activation, name=name, kernel_initializer=initializer)
+    init = keras.initializers.HeNormal if activation == "relu" else keras.initializers.GlorotNormal
+    return keras.layers.Dense(units, activation, name=name, kernel_initializer=init(seed=seed))
 
 
 def gaussian_policy(inputs: int, hidden: tuple[int, ...], actions: int, seed: int, step: int):
@@ -156,9 +137,8 @@ def huber(targets, predictions, mask):
 
     error = ops.abs(targets - predictions)
     quadratic = ops.minimum(error, 1.0)
-    return ops.sum((0.5 * ops.square(quadratic) + error - quadratic) * mask) / ops.maximum(
-        ops.sum(mask), 1.0
-    )
+    losses = 0.5 * ops.square(quadratic) + error - quadratic
+    return ops.sum(losses * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
 def per_step(outputs, observations):
@@ -186,43 +166,34 @@ class GaussianActorCritic:
         from training.distributions import Gaussian
         from training.rollouts import NumpyForward, make_policy
 
-        self.settings = settings
-        self.envs = envs
-        space = envs.single_action_space
-        size = envs.single_observation_space.shape[0]
-        actions = space.shape[0]
-        step = settings.layer_seed_step
-        self.distribution = Gaussian
-        self.actor = gaussian_policy(size, settings.actor_hidden, actions, settings.seed, step)
+        self.settings, self.envs, self.distribution = settings, envs, Gaussian
+        space, size = envs.single_action_space, envs.single_observation_space.shape[0]
+        actions, seed, step = space.shape[0], settings.seed, settings.layer_seed_step
+        self.actor = gaussian_policy(size, settings.actor_hidden, actions, seed, step)
         self.exported = self.actor
-        critic_seed = settings.seed + settings.critic_seed_offset
+        critic_seed = seed + settings.critic_seed_offset
         self.critic = critic_network(size, settings.critic_hidden, critic_seed, step)
-        self.models = {"actor": self.actor, "critic": self.critic}
-        rates = {"actor": settings.actor_learning_rate, "critic": settings.critic_learning_rate}
-        self.optimizers = {}
-        for name, model in self.models.items():
-            self.optimizers[name] = keras.optimizers.Adam(rates[name], clipnorm=settings.clipnorm)
-            self.optimizers[name].build(model.trainable_variables)
+        adam = partial(keras.optimizers.Adam, clipnorm=settings.clipnorm)
+        self.actor_optimizer = adam(settings.actor_learning_rate)
+        self.actor_optimizer.build(self.actor.trainable_variables)  # its slots exist for resume
+        self.critic_optimizer = adam(settings.critic_learning_rate)
+        self.critic_optimizer.build(self.critic.trainable_variables)
+        self.parts = [("actor", self.actor, self.actor_optimizer)]  # what the resume state keeps
+        self.parts.append(("critic", self.critic, self.critic_optimizer))
         self.forward = NumpyForward(self.actor)
         self.policy = make_policy(self.forward, space, learn_clipped=settings.learn_clipped_actions)
         self.greedy = make_policy(self.forward, space, greedy=True)
-        steps = tf.TensorSpec([None, None], tf.float32)
-        self.update = tf.function(
-            self.update_step,
-            input_signature=[
-                tf.TensorSpec([None, None, size], tf.float32),  # observations (B, T, obs)
-                tf.TensorSpec([None, None, actions], tf.float32),  # actions learned from
-                steps,  # returns G_t
-                steps,  # discounts gamma^t (or 1)
-                steps,  # mask: 1 on real steps
-                tf.TensorSpec([None, size], tf.float32),  # each episode's final observation
-                steps,  # gamma^(T-t) where an episode is bootstrapped, else 0
-            ],
-            reduce_retracing=True,
-        )
+        steps = tf.TensorSpec([None, None], tf.float32)  # (B, T)
+        observations = tf.TensorSpec([None, None, size], tf.float32)
+        finals = tf.TensorSpec([None, size], tf.float32)
+        learned = tf.TensorSpec([None, None, actions], tf.float32)  # the actions learned from
+        inputs = [observations, learned, steps, steps, steps, finals, steps]
+        self.update = tf.function(self.update_step, input_signature=inputs, reduce_retracing=True)
 
     def update_step(self, observations, actions, returns, discounts, mask, finals, tails):
-        """The critic's steps, then the actor's: the whole update as one graph."""
+        """The critic's steps, then the actor's, as one graph. Per step (B, T): the returns
+        G_t, discounts gamma^t (or 1), mask (1 on real steps), and tails gamma^(T-t) where an
+        episode is bootstrapped from V(its final observation, in ``finals``), else 0."""
         import tensorflow as tf
         from keras import ops
 
@@ -240,7 +211,7 @@ class GaussianActorCritic:
             variables = self.critic.trainable_variables
             gradients = tape.gradient(critic_loss, variables)
             critic_norm += tf.linalg.global_norm(gradients)  # a NaN anywhere shows
-            self.optimizers["critic"].apply_gradients(zip(gradients, variables, strict=True))
+            self.critic_optimizer.apply_gradients(zip(gradients, variables, strict=True))
         advantages = returns - values
         if settings.standardise != "none":
             axis = -1 if settings.standardise == "episode" else None
@@ -259,7 +230,7 @@ class GaussianActorCritic:
         variables = self.actor.trainable_variables
         gradients = tape.gradient(loss, variables)
         actor_norm = tf.linalg.global_norm(gradients)
-        self.optimizers["actor"].apply_gradients(zip(gradients, variables, strict=True))
+        self.actor_optimizer.apply_gradients(zip(gradients, variables, strict=True))
         entropy = ops.sum(entropies * mask) / ops.maximum(ops.sum(mask), 1.0)
         return loss, critic_loss, entropy, actor_norm, critic_norm
 
@@ -273,41 +244,29 @@ class GaussianActorCritic:
     def learn(self, batch: Any) -> UpdateOutcome:
         from training.returns import discounted_returns, step_discounts, tail_discounts
 
-        settings = self.settings
-        bootstrap = batch.truncated & settings.bootstrap_truncated
-        loss, critic_loss, entropy, actor_norm, critic_norm = self.update(
-            batch.observations,
-            batch.actions,
-            discounted_returns(batch.rewards, settings.gamma, batch.mask).astype(np.float32),
-            step_discounts(batch.mask, settings.gamma, settings.discount_weighting),
-            batch.mask,
-            batch.final_observations,
-            tail_discounts(batch.lengths, bootstrap, batch.mask.shape[1], settings.gamma),
-        )
-        losses = {
-            "actor_loss": float(loss),
-            "critic_loss": float(critic_loss),
-            "entropy": float(entropy),
-            "actor_gradient_norm": float(actor_norm),
-            "critic_gradient_norm": float(critic_norm) / settings.critic_steps,
-        }
-        return UpdateOutcome(
-            batch.scores, batch.lengths, losses, batch.env_steps, batch.trained_steps
-        )
+        s, mask = self.settings, batch.mask
+        returns = discounted_returns(batch.rewards, s.gamma, mask).astype(np.float32)
+        discounts = step_discounts(mask, s.gamma, s.discount_weighting)
+        bootstrap = batch.truncated & s.bootstrap_truncated
+        tails = tail_discounts(batch.lengths, bootstrap, mask.shape[1], s.gamma)
+        observations, finals = batch.observations, batch.final_observations
+        outputs = self.update(observations, batch.actions, returns, discounts, mask, finals, tails)
+        loss, critic_loss, entropy, actor_norm, critic_norm = map(float, outputs)
+        losses = dict(actor_loss=loss, critic_loss=critic_loss, entropy=entropy)
+        mean_norm = critic_norm / s.critic_steps  # over the critic's steps
+        losses |= dict(actor_gradient_norm=actor_norm, critic_gradient_norm=mean_norm)
+        steps = (batch.env_steps, batch.trained_steps)
+        return UpdateOutcome(batch.scores, batch.lengths, losses, *steps)
 
     def greedy_policy(self) -> Any:
         self.forward.refresh()
         return self.greedy
 
     def state(self) -> dict[str, np.ndarray]:
-        return variable_arrays(self.parts())
+        return variable_arrays(self.parts)
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        assign_arrays(self.parts(), arrays)
-
-    def parts(self) -> list[tuple[str, Any, Any]]:
-        """(name, model, optimizer) of everything the update trains."""
-        return [(name, model, self.optimizers[name]) for name, model in self.models.items()]
+        assign_arrays(self.parts, arrays)
 
 
 # --- the command line -----------------------------------------------------------------------
@@ -323,15 +282,8 @@ def search_space() -> dict[str, Any]:
     }
 
 
-SCRIPT = Script(
-    "gaussian_actor_critic",
-    GaussianActorCriticSettings,
-    GaussianActorCritic,
-    PRESETS,
-    "course",
-    search_space,
-    __doc__,
-)
+classes = (GaussianActorCriticSettings, GaussianActorCritic)
+SCRIPT = Script("gaussian_actor_critic", *classes, PRESETS, "course", search_space, __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -41,18 +41,11 @@ from training.settings import (
 # --- settings -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ReinforceSettings(RunSettings):
-    """REINFORCE on CartPole (variant 1 by default): policy 4 -> 128 ReLU -> 2 softmax, Adam
-    3e-4 with clipnorm 1, one step per episode on -sum_t gamma^t G_t log pi(a_t|s_t); stops at
-    a running reward above 300 (a zero-filled 30-episode window) or after 1000 episodes; a
-    checkpoint every 200 episodes. At an early stop it saves the actor (the course's baseline
-    variant saves another model there)."""
+    """REINFORCE's settings, variant 1 by default: policy 4 -> 128 ReLU -> 2 softmax, Adam 3e-4
+    with clipnorm 1, one step per episode; stops at a running reward above 300 (a zero-filled
+    30-episode window) or after 1000 episodes; a checkpoint every 200 episodes."""
 
-    DIVERGENCE_SUSPECTS: ClassVar[tuple[str, ...]] = (
-        "actor_learning_rate",
-        "critic_learning_rate",
-        "gamma",
-        "clipnorm",
-    )
+    DIVERGENCE_SUSPECTS = ("actor_learning_rate", "critic_learning_rate", "gamma", "clipnorm")
 
     agent: Literal["cartpole"] = "cartpole"
     """the task: REINFORCE here is the course's CartPole practice"""
@@ -93,58 +86,34 @@ class ReinforceSettings(RunSettings):
         return tuple(name for name in self.DIVERGENCE_SUSPECTS if name not in off)
 
 
-#: What each course variant changes from variant 1 (the defaults above).
+#: What each course variant changes from the one before (variant 1: the defaults above).
+BASELINE_LR = dict(baseline=True, actor_learning_rate=3e-5, critic_learning_rate=1e-4)
 VARIANTS: dict[str, dict[str, Any]] = {
     "reinforce": {},
-    "reinforce_baseline": {"baseline": True},
-    "reinforce_baseline_lr": {
-        "baseline": True,
-        "actor_learning_rate": 3e-5,
-        "critic_learning_rate": 1e-4,
-    },
-    "reinforce_normalised": {
-        "baseline": True,
-        "actor_learning_rate": 3e-5,
-        "critic_learning_rate": 1e-4,
-        "critic_steps": 10,
-        "standardise": "episode",
-    },
+    "reinforce_baseline": dict(baseline=True),
+    "reinforce_baseline_lr": BASELINE_LR,
+    "reinforce_normalised": BASELINE_LR | dict(critic_steps=10, standardise="episode"),
 }
 #: The fast preset: batches of 16 episodes from 16 environments, weights standardised over
 #: the batch (a batch-mean baseline), no gamma^t factor, a larger learning rate; stops when a
 #: greedy evaluation solves CartPole. Per-layer seeds (layer i: seed + i, the critic's
 #: seed + 100 + i), a running reward over the episodes seen so far and checkpoints named by
 #: episodes trained (a batch rarely ends on a multiple of 200).
-FAST: dict[str, Any] = {
-    "layer_seed_step": 1,
-    "critic_seed_offset": 100,
-    "running_reward_from_zeros": False,
-    "checkpoint_names": "episode",
-    "num_envs": 16,
-    "episodes_per_update": 16,
-    "actor_learning_rate": 3e-3,
-    "standardise": "batch",
-    "discount_weighting": False,
-    "batch_reduction": "mean",
-    "stop": "solved",
-    "eval_gate": 450.0,
-    "max_episodes": 20_000,
-    "max_seconds": 120.0,
-    "checkpoint_every": 1000,
-}
+FAST: dict[str, Any] = (
+    dict(layer_seed_step=1, critic_seed_offset=100, running_reward_from_zeros=False)
+    | dict(checkpoint_names="episode", num_envs=16, episodes_per_update=16)
+    | dict(actor_learning_rate=3e-3, standardise="batch", discount_weighting=False)
+    | dict(batch_reduction="mean", stop="solved", eval_gate=450.0, max_episodes=20_000)
+    | dict(max_seconds=120.0, checkpoint_every=1000)
+)
 #: Each variant's fast preset keeps its lesson: variant 2's critic learns at the actor's rate;
 #: variant 3's critic learns faster than its actor (3.3x, as the course's 1e-4 against 3e-5);
 #: variant 4 adds its ten critic steps.
 FAST_VARIANTS: dict[str, dict[str, Any]] = {
     "reinforce": FAST,
-    "reinforce_baseline": {**FAST, "baseline": True, "critic_learning_rate": 3e-3},
-    "reinforce_baseline_lr": {**FAST, "baseline": True, "critic_learning_rate": 1e-2},
-    "reinforce_normalised": {
-        **FAST,
-        "baseline": True,
-        "critic_learning_rate": 1e-2,
-        "critic_steps": 10,
-    },
+    "reinforce_baseline": FAST | dict(baseline=True, critic_learning_rate=3e-3),
+    "reinforce_baseline_lr": FAST | dict(baseline=True, critic_learning_rate=1e-2),
+    "reinforce_normalised": FAST | dict(baseline=True, critic_learning_rate=1e-2, critic_steps=10),
 }
 
 
@@ -153,11 +122,9 @@ def dense(units: int, seed: int, name: str, hidden: bool) -> Any:
     """The course's layers: He-normal ReLU hidden layers, Glorot-normal linear outputs."""
     import keras
 
-    if hidden:
-        initializer = keras.initializers.HeNormal(seed=seed)
-        return keras.layers.Dense(units, "relu", name=name, kernel_initializer=initializer)
-    initializer = keras.initializers.GlorotNormal(seed=seed)
-    return keras.layers.Dense(units, name=name, kernel_initializer=initializer)
+    init = keras.initializers.HeNormal if hidden else keras.initializers.GlorotNormal
+    activation = "relu" if hidden else None
+    return keras.layers.Dense(units, activation, name=name, kernel_initializer=init(seed=seed))
 
 
 def mlp(inputs: int, hidden: tuple[int, ...], outputs: int, seed: int, step: int, name: str):
@@ -174,14 +141,9 @@ def with_softmax(logits_model: Any) -> Any:
     """The agent's model: the policy's (shared) layers followed by a softmax."""
     import keras
 
-    return keras.Sequential(
-        [
-            keras.Input((logits_model.input_shape[-1],)),
-            *logits_model.layers,
-            keras.layers.Activation("softmax", name="probabilities"),
-        ],
-        name="policy",
-    )
+    inputs = keras.Input((logits_model.input_shape[-1],))
+    softmax = keras.layers.Activation("softmax", name="probabilities")
+    return keras.Sequential([inputs, *logits_model.layers, softmax], name="policy")
 
 
 # --- loss -----------------------------------------------------------------------------------
@@ -227,47 +189,37 @@ class Reinforce:
         from training.distributions import distribution_for
         from training.rollouts import NumpyForward, make_policy
 
-        self.settings = settings
-        self.envs = envs
-        space = envs.single_action_space
-        size = envs.single_observation_space.shape[0]
+        self.settings, self.envs = settings, envs
+        space, size = envs.single_action_space, envs.single_observation_space.shape[0]
         self.distribution = distribution_for(space)
-        step = settings.layer_seed_step
-        actions = int(space.n)
-        self.actor = mlp(size, settings.actor_hidden, actions, settings.seed, step, "policy_logits")
+        seed, step = settings.seed, settings.layer_seed_step
+        self.actor = mlp(size, settings.actor_hidden, int(space.n), seed, step, "policy_logits")
         self.exported = with_softmax(self.actor)
-        self.actor_optimizer = keras.optimizers.Adam(
-            settings.actor_learning_rate, clipnorm=settings.clipnorm
-        )
-        self.actor_optimizer.build(self.actor.trainable_variables)
-        self.critic = self.critic_optimizer = None
+        adam = partial(keras.optimizers.Adam, clipnorm=settings.clipnorm)
+        self.actor_optimizer = adam(settings.actor_learning_rate)
+        self.actor_optimizer.build(self.actor.trainable_variables)  # its slots exist for resume
+        self.parts = [("actor", self.actor, self.actor_optimizer)]  # what the resume state keeps
+        self.critic = None
         if settings.baseline:
-            critic_seed = settings.seed + settings.critic_seed_offset
+            critic_seed = seed + settings.critic_seed_offset
             self.critic = mlp(size, settings.critic_hidden, 1, critic_seed, step, "critic")
-            self.critic_optimizer = keras.optimizers.Adam(
-                settings.critic_learning_rate, clipnorm=settings.clipnorm
-            )
+            self.critic_optimizer = adam(settings.critic_learning_rate)
             self.critic_optimizer.build(self.critic.trainable_variables)
+            self.parts.append(("critic", self.critic, self.critic_optimizer))
         self.forward = NumpyForward(self.actor)
         self.policy = make_policy(self.forward, space)
         self.greedy = make_policy(self.forward, space, greedy=True)
-        steps = tf.TensorSpec([None, None], tf.float32)
-        self.update = tf.function(
-            self.update_step,
-            input_signature=[
-                tf.TensorSpec([None, None, size], tf.float32),  # observations (B, T, obs)
-                tf.TensorSpec([None, None], tf.int32),  # actions
-                steps,  # returns G_t
-                steps,  # discounts gamma^t (or 1)
-                steps,  # mask: 1 on real steps
-                tf.TensorSpec([None, size], tf.float32),  # each episode's final observation
-                steps,  # gamma^(T-t) where an episode is bootstrapped, else 0
-            ],
-            reduce_retracing=True,
-        )
+        steps = tf.TensorSpec([None, None], tf.float32)  # (B, T)
+        observations = tf.TensorSpec([None, None, size], tf.float32)
+        finals = tf.TensorSpec([None, size], tf.float32)
+        actions = tf.TensorSpec([None, None], tf.int32)
+        inputs = [observations, actions, steps, steps, steps, finals, steps]
+        self.update = tf.function(self.update_step, input_signature=inputs, reduce_retracing=True)
 
     def update_step(self, observations, actions, returns, discounts, mask, finals, tails):
-        """The critic's steps, then the actor's: the whole update as one graph."""
+        """The critic's steps, then the actor's, as one graph. Per step (B, T): the returns
+        G_t, discounts gamma^t (or 1), mask (1 on real steps), and tails gamma^(T-t) where an
+        episode is bootstrapped from V(its final observation, in ``finals``), else 0."""
         import tensorflow as tf
         from keras import ops
 
@@ -315,45 +267,30 @@ class Reinforce:
     def learn(self, batch: Any) -> UpdateOutcome:
         from training.returns import discounted_returns, step_discounts, tail_discounts
 
-        settings = self.settings
-        bootstrap = batch.truncated & settings.bootstrap_truncated
-        loss, critic_loss, entropy, actor_norm, critic_norm = self.update(
-            batch.observations,
-            batch.actions,
-            discounted_returns(batch.rewards, settings.gamma, batch.mask).astype(np.float32),
-            step_discounts(batch.mask, settings.gamma, settings.discount_weighting),
-            batch.mask,
-            batch.final_observations,
-            tail_discounts(batch.lengths, bootstrap, batch.mask.shape[1], settings.gamma),
-        )
-        losses = {
-            "actor_loss": float(loss),
-            "entropy": float(entropy),
-            "actor_gradient_norm": float(actor_norm),
-        }
+        s, mask = self.settings, batch.mask
+        returns = discounted_returns(batch.rewards, s.gamma, mask).astype(np.float32)
+        discounts = step_discounts(mask, s.gamma, s.discount_weighting)
+        bootstrap = batch.truncated & s.bootstrap_truncated
+        tails = tail_discounts(batch.lengths, bootstrap, mask.shape[1], s.gamma)
+        observations, finals = batch.observations, batch.final_observations
+        outputs = self.update(observations, batch.actions, returns, discounts, mask, finals, tails)
+        loss, critic_loss, entropy, actor_norm, critic_norm = map(float, outputs)
+        losses = dict(actor_loss=loss, entropy=entropy, actor_gradient_norm=actor_norm)
         if self.critic is not None:
-            losses["critic_loss"] = float(critic_loss)
-            losses["critic_gradient_norm"] = float(critic_norm) / settings.critic_steps
-        return UpdateOutcome(
-            batch.scores, batch.lengths, losses, batch.env_steps, batch.trained_steps
-        )
+            mean_norm = critic_norm / s.critic_steps  # over the critic's steps
+            losses |= dict(critic_loss=critic_loss, critic_gradient_norm=mean_norm)
+        steps = (batch.env_steps, batch.trained_steps)
+        return UpdateOutcome(batch.scores, batch.lengths, losses, *steps)
 
     def greedy_policy(self) -> Any:
         self.forward.refresh()
         return self.greedy
 
-    def parts(self) -> list[tuple[str, Any, Any]]:
-        """(name, model, optimizer) of everything the update trains."""
-        parts = [("actor", self.actor, self.actor_optimizer)]
-        if self.critic is not None:
-            parts.append(("critic", self.critic, self.critic_optimizer))
-        return parts
-
     def state(self) -> dict[str, np.ndarray]:
-        return variable_arrays(self.parts())
+        return variable_arrays(self.parts)
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        assign_arrays(self.parts(), arrays)
+        assign_arrays(self.parts, arrays)
 
 
 # --- the command line -----------------------------------------------------------------------
@@ -370,8 +307,7 @@ def search_space(critic: bool = True) -> dict[str, Any]:
 
 
 def variant(name: str, description: str | None = None) -> Script:
-    """The course variant ``name`` (a key of VARIANTS) as a script: its course and fast
-    presets."""
+    """The course variant ``name`` (a key of VARIANTS) as a script: its course and fast presets."""
     presets = {"course": VARIANTS[name], "fast": FAST_VARIANTS[name]}
     space = partial(search_space, critic=bool(VARIANTS[name].get("baseline")))
     return Script(name, ReinforceSettings, Reinforce, presets, "course", space, description)
