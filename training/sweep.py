@@ -2,12 +2,12 @@
 
 Each trial is one ``training.loop.train`` call on a script's fast preset, reporting to Tune
 after every update; Tune does the rest (grid_search, OptunaSearch over the script's
-``search_space()``, its schedulers, a Stopper for signals, actors reused so TensorFlow loads once
-per worker, the ResultGrid). Every trial's settings are built before Ray starts, so a mistake is
-one line. See docs/sweeps.md."""
+``search_space()``, schedulers, a Stopper, actors reused so TensorFlow loads once per worker,
+the ResultGrid). Trials' settings are built before Ray starts: a mistake is one line."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib.util
 import itertools
@@ -31,7 +31,9 @@ from training.settings import RunSettings, Script, SettingError
 PROG = "python -m training.sweep"
 DEFAULT_SCRIPT = "ppo"  # the fastest script for both agents
 RESERVED = frozenset({"agent", "seed", "runs_dir", "progress_bar", "threads"})  # set by the sweep
+#: What a trial reports after every update, and at its end (the last four).
 REPORTED = ("running_reward", "greedy_score", "env_steps", "wall_time", "episodes", "updates")
+REPORTED += ("solved", "stop_reason", "run_dir", "finished")
 ASHA_FACTOR = 4  # ASHA's rungs at budget / 16 and budget / 4
 #: A lean, quiet Ray and Tune (values already set win): no usage report, no console boxes, no
 #: TensorBoard logger beside the runs' own, Ctrl-C left to us, a refusing cluster given up soon.
@@ -82,15 +84,20 @@ def load_script(name: str) -> Script:
     return module.SCRIPT
 
 
-def convert(text: str, kind: Any, where: str) -> Any:
-    """A value as typed, in the field's type (bounds and choices are the settings' checks)."""
+def convert(value: Any, kind: Any, where: str) -> Any:
+    """A value as typed (or as Tune drew it) in the field's type: Python scalars, tuples from
+    64x64 (Optuna's choices are scalars). Bounds and choices are the settings' checks."""
     words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
     try:
+        if not isinstance(value, str):  # drawn by Tune: a NumPy scalar, or a list for a tuple
+            return (
+                tuple(value) if isinstance(value, list) else getattr(value, "item", lambda: value)()
+            )
         if kind is bool:
-            return words[text.strip().lower()]
+            return words[value.strip().lower()]
         if typing.get_origin(kind) is tuple:
-            return tuple(int(part) for part in text.split("x"))
-        return kind(text) if kind in (int, float) else text.strip()
+            return tuple(int(part) for part in value.split("x"))
+        return kind(value) if kind in (int, float) else value.strip()
     except (KeyError, ValueError):
         expected = {bool: "true or false", int: "a whole number", float: "a number"}
         raise SweepError(f"{where}: expected {expected.get(kind, 'numbers as 64x64')}") from None
@@ -146,25 +153,21 @@ def describe_space(domain: Any) -> tuple[str, list[Any]]:
 
 
 def decode(script: Script, config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's config as the settings take it: Python scalars, tuples (from lists or the
-    64x64 text Optuna's choices carry), no seed."""
-    kinds, values = typing.get_type_hints(script.settings_class), {}
-    for key, value in ((k, v) for k, v in config.items() if k != "seed"):
-        value = value.item() if hasattr(value, "item") else value
-        if typing.get_origin(kinds[key]) is tuple and type(value) is not tuple:
-            value = tuple(map(int, value.split("x")) if isinstance(value, str) else value)
-        values[key] = value
-    return values
+    """A trial's config (texts as typed, values as Tune drew them) as its settings take it."""
+    kinds = typing.get_type_hints(script.settings_class)
+    return {k: convert(v, kinds[k], f"--grid {k}={v}") for k, v in config.items() if k != "seed"}
 
 
-def trial_settings(script: Script, plan: report.Plan, config: dict, runs_dir: str = ".") -> Any:
+def trial_settings(
+    script: Script, plan: argparse.Namespace, config: dict, runs_dir: str = "."
+) -> Any:
     """A trial's settings: the script's fast preset, the plan's and the trial's values."""
     values = {**plan.fixed, **decode(script, config), "agent": plan.agent, "runs_dir": runs_dir}
     values.update(seed=int(config["seed"]), progress_bar=False, threads=1)
     return script.preset(report.PRESET, **values)
 
 
-def check_trials(script: Script, plan: report.Plan, space: dict[str, Any]) -> RunSettings:
+def check_trials(script: Script, plan: argparse.Namespace, space: dict[str, Any]) -> RunSettings:
     """Every grid setting's settings, and each distribution's bounds or choices (alone and all
     together), built with the first and last seed: what the settings refuse fails here."""
     cases = [dict(zip(plan.grid, v, strict=True)) for v in itertools.product(*plan.grid.values())]
@@ -183,8 +186,10 @@ def check_trials(script: Script, plan: report.Plan, space: dict[str, Any]) -> Ru
     return settings
 
 
-def make_plan(args: Any) -> tuple[report.Plan, Script, dict[str, Any]]:
-    """The flags checked with every trial's settings: the plan, script and Tune search space."""
+def make_plan(args: argparse.Namespace) -> tuple[Script, dict[str, Any]]:
+    """The flags checked with every trial's settings; ``args`` becomes the plan (``grid``,
+    ``space`` as --space spells it, ``fixed``: what all trials share, ``keys``: what varies,
+    ``seeds``, ``budget`` and ``threshold``). Returns the script and Tune's search space."""
     optuna, cluster = args.search == "optuna", args.address or os.environ.get("RAY_ADDRESS")
     for problem, message in [
         (args.seeds < 1 or (args.cpus or 1) < 1, "--seeds and --cpus must be at least 1"),
@@ -201,27 +206,26 @@ def make_plan(args: Any) -> tuple[report.Plan, Script, dict[str, Any]]:
         name: [convert(v, kind, f"--grid {name}={v}") for v in text.split(",")]
         for name, (text, kind) in keyed_items(args.grid, script, "--grid").items()
     }
-    fixed = {} if args.max_seconds is None else {"max_seconds": args.max_seconds}
+    args.fixed = {} if args.max_seconds is None else {"max_seconds": args.max_seconds}
     space: dict[str, Any] = {}
     if optuna:
         if many := [key for key, values in grid.items() if len(values) > 1]:
             raise SweepError(f"--grid {many[0]}: one value with --search optuna, or --space")
-        fixed, grid = {**fixed, **{key: values[0] for key, values in grid.items()}}, {}
+        args.fixed, grid = {**args.fixed, **{key: values[0] for key, values in grid.items()}}, {}
         space = parse_space(args.space, script) if args.space else {}
         space = space or (script.search_space() if script.search_space else {})
         if not space:
             raise SweepError(f"--search optuna: give --space (training.{script.name} has none)")
-        if clash := sorted(set(space) & set(fixed)):
+        if clash := sorted(set(space) & set(args.fixed)):
             raise SweepError(f"--space {clash[0]} is also fixed by --grid or --max-seconds")
-    seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
-    texts = {name: describe_space(domain)[0] for name, domain in space.items()}
-    what = (args.agent, script.name, seeds, fixed, grid, texts, args.search, args.samples or 0)
-    plan = report.Plan(*what, args.scheduler)
-    first = check_trials(script, plan, space)
+    args.seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
+    args.grid, args.space = grid, {name: describe_space(d)[0] for name, d in space.items()}
+    args.keys = [*args.grid, *args.space]
+    first = check_trials(script, args, space)
     if (optuna or args.scheduler != "none") and first.max_seconds <= 0:
         raise SweepError("--search and --scheduler compare trials in time: give --max-seconds")
-    plan = dataclasses.replace(plan, budget=first.max_seconds, threshold=first.solve_threshold)
-    return plan, script, space
+    args.budget, args.threshold = first.max_seconds, first.solve_threshold
+    return script, space
 
 
 def connect(address: str | None, cpus: int | None, logs: bool) -> str:
@@ -259,31 +263,30 @@ def connect(address: str | None, cpus: int | None, logs: bool) -> str:
     return f"the Ray cluster at {target}, {int(ray.cluster_resources().get('CPU', 0))} CPUs"
 
 
-def run_trial(config: dict[str, Any], job: tuple[report.Plan, str, str]) -> None:
+def run_trial(config: dict[str, Any], plan: argparse.Namespace) -> None:
     """Tune's trainable: one training run, reporting after every update and at its end."""
     from ray import tune
 
     from training.loop import train
 
-    plan, runs_dir, command = job
     script = load_script(plan.script)
-    settings = trial_settings(script, plan, config, runs_dir)
+    settings = trial_settings(script, plan, config, f"{plan.out}/runs")
 
-    def send(values: dict[str, Any], solved: bool = False) -> None:
+    def send(progress: dict[str, Any]) -> None:
+        values = {key: progress[key] for key in REPORTED if key in progress}
         greedy = math.nan if values["greedy_score"] is None else float(values["greedy_score"])
         score = values["running_reward"] if math.isnan(greedy) else greedy
-        limits = (settings.max_seconds, settings.solve_threshold)
-        objective = report.objective(solved, values["wall_time"], score, *limits)
+        limits = (values["wall_time"], score, settings.max_seconds, settings.solve_threshold)
+        objective = report.objective(values.get("solved", False), *limits)
         tune.report({**values, "greedy_score": greedy, "objective": objective})
 
-    result = train(settings, script, None, command, lambda p: send({k: p[k] for k in REPORTED}))
-    final = {k: v for k, v in result.to_json().items() if k not in ("evaluations", "divergence")}
+    result = train(settings, script, None, plan.command, send)
     greedy = result.greedy_figure[1] if result.greedy_figure else None
-    final.update(wall_time=result.train_seconds, greedy_score=greedy, finished=True)
-    send(final, result.solved)
+    final = {"wall_time": result.train_seconds, "greedy_score": greedy, "finished": True}
+    send({**result.to_json(), **final})
 
 
-def tune_config(plan: report.Plan) -> Any:
+def tune_config(plan: argparse.Namespace) -> Any:
     """Optuna minimising the objective; ASHA or the median rule; actors reused across trials."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
@@ -313,7 +316,7 @@ def _request_stop(signum: int, frame: Any) -> None:
     print(f"sweep: {name}: stopping every trial (again to abort)", file=sys.stderr, flush=True)
 
 
-def run_trials(plan: report.Plan, script: Script, space: dict, out: Path, args: Any) -> tuple:
+def run_trials(plan: argparse.Namespace, script: Script, space: dict) -> tuple:
     """Every trial on Tune, in Tune's order: their Results with decoded configs, and where they
     ran. A signal stops them all through Tune's stopper."""
     import ray
@@ -337,18 +340,19 @@ def run_trials(plan: report.Plan, script: Script, space: dict, out: Path, args: 
     previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # no failed trial's traceback
     try:
-        print(f"sweep: trials on {(where := connect(args.address, args.cpus, args.worker_logs))}")
+        print(f"sweep: trials on {(where := connect(plan.address, plan.cpus, plan.worker_logs))}")
         seeds = plan.seeds[0] if plan.space else tune.grid_search(list(plan.seeds))
         space = {**space, **{k: tune.grid_search(v) for k, v in plan.grid.items()}, "seed": seeds}
-        trainable = tune.with_parameters(run_trial, job=(plan, f"{out}/runs", args.command))
-        trainable = tune.with_resources(trainable, {"cpu": 1})
+        trainable = tune.with_resources(tune.with_parameters(run_trial, plan=plan), {"cpu": 1})
         hooks = {"stop": StopOnSignal(), "callbacks": [PrintTrial(), CSVLoggerCallback()]}
-        run, config = tune.RunConfig("tune", f"{out}/ray", verbose=0, **hooks), tune_config(plan)
-        tuner = tune.Tuner(trainable, param_space=space, tune_config=config, run_config=run)
+        run = tune.RunConfig("tune", f"{plan.out}/ray", verbose=0, **hooks)
+        tuner = tune.Tuner(
+            trainable, param_space=space, tune_config=tune_config(plan), run_config=run
+        )
         for number in previous:
             signal.signal(number, _request_stop)
         grid = tuner.fit()
-        grid.get_dataframe().to_csv(out / "summary.csv", index=False)  # a row per trial
+        grid.get_dataframe().to_csv(plan.out / "summary.csv", index=False)  # a row per trial
         pairs = [(result, decode(script, result.config)) for result in grid if result.config]
     finally:
         ray.shutdown()
@@ -366,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.exit(EXIT_FAILED, f"{PROG}: error: no {package}: pip install '.[sweep]'\n")
     os.environ.update({**RAY_ENVIRONMENT, **os.environ})
     try:
-        plan, script, space = make_plan(args)
+        script, space = make_plan(args)
     except SweepError as error:
         parser.error(str(error))
     args.command = shlex.join([*PROG.split(), *(sys.argv[1:] if argv is None else argv)])
@@ -375,13 +379,13 @@ def main(argv: list[str] | None = None) -> int:
         (out / "runs").mkdir(parents=True, exist_ok=True)
     except OSError as error:
         parser.error(f"--out {out}: cannot create the folder ({describe_error(error)})")
-    trials = f"{plan.samples} Optuna samples" if plan.space else f"{len(plan.seeds)} seed(s)"
-    print(f"sweep: {plan.script} ({plan.agent}), {trials} x {plan.keys}; outputs in {out}")
-    started = time.perf_counter()
-    pairs, where = run_trials(plan, script, space, out.resolve(), args)  # SystemExit: no Ray
+    trials = f"{args.samples} Optuna samples" if args.space else f"{len(args.seeds)} seed(s)"
+    print(f"sweep: {args.script} ({args.agent}), {trials} x {args.keys}; outputs in {out}")
+    started, args.out = time.perf_counter(), out.resolve()
+    pairs, where = run_trials(args, script, space)  # SystemExit: no Ray
     stop = signal.Signals(_SIGNALS[0]).name if _SIGNALS else None
     run = {"command": args.command, "sweep_wall_seconds": time.perf_counter() - started}
-    summary = report.publish(plan, pairs, out, stop, **run, ran_on=where)
+    summary = report.publish(args, pairs, out, stop, **run, ran_on=where)
     if stop:  # the shell's statuses: 130 Ctrl-C, 143 SIGTERM
         return 128 + _SIGNALS[0]
     return EXIT_FAILED if summary["error_count"] else 0

@@ -1,14 +1,14 @@
 """A sweep's results without Ray: the objective, a row per trial from its Tune Result,
-summary.json, the table (pandas) and the learning-curves figure, drawn once at the end."""
+summary.json, the table (pandas) and the learning curves, drawn once at the end."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import re
 import shlex
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,36 +19,6 @@ PRESET = "fast"  # every trial starts from its script's fast preset
 KEPT = ("solved", "stop_reason", "wall_time", "env_steps", "episodes", "greedy_score", "objective")
 OBJECTIVE = "seconds to solve; unsolved: budget x (2 - greedy score / solve threshold)"
 ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Everything a sweep runs, checked before Ray starts."""
-
-    agent: str
-    script: str
-    seeds: tuple[int, ...]
-    fixed: dict[str, Any]  # settings every trial shares (single-valued --grid, --max-seconds)
-    grid: dict[str, list[Any]]  # varied settings, crossed with the seeds
-    space: dict[str, str]  # --search optuna: each setting's distribution, as --space spells it
-    search: str  # "grid" or "optuna"
-    samples: int
-    scheduler: str  # "none", "asha" or "median"
-    budget: float = 0.0  # each trial's training seconds (ranks unsolved trials)
-    threshold: float = 0.0  # the solve threshold
-
-    @property
-    def keys(self) -> list[str]:
-        """The settings that differ between trials."""
-        return [*self.grid, *self.space]
-
-    def trial_command(self, overrides: dict[str, Any], seed: int) -> str:
-        """The command that trains one trial again, outside the sweep."""
-        words = ["python", "-m", f"training.{self.script}", "--preset", PRESET]
-        words += ["--seed", str(seed), "--agent", self.agent]
-        for name, value in {**self.fixed, **overrides}.items():
-            words += as_flag(name, tuple(value) if isinstance(value, list) else value).split(" ")
-        return shlex.join(words)
 
 
 def describe(overrides: dict[str, Any]) -> str:
@@ -62,17 +32,14 @@ def describe(overrides: dict[str, Any]) -> str:
     return " ".join(f"{key}={typed(value)}" for key, value in overrides.items())
 
 
-def objective(
-    solved: bool, seconds: float, score: float | None, budget: float, threshold: float
-) -> float:
+def objective(solved: bool, seconds: float, score: float, budget: float, threshold: float) -> float:
     """Seconds to solve; an unsolved trial counts ``budget * (2 - score / threshold)`` with the
-    score clipped to [0, threshold]: after every solved trial, then by score. With no time
-    budget the trial's own training time stands in for it."""
+    score clipped to [0, threshold] (NaN: 0), so it ranks after every solved trial, then by
+    score. With no time budget the trial's own training time stands in for it."""
     if solved:
         return float(seconds)
-    budget = budget if budget > 0 else float(seconds)
-    fraction = 0.0 if score is None or math.isnan(score) else score / threshold
-    return budget * (2.0 - min(max(fraction, 0.0), 1.0))
+    fraction = 0.0 if math.isnan(score) else min(max(score / threshold, 0.0), 1.0)
+    return (budget if budget > 0 else float(seconds)) * (2.0 - fraction)
 
 
 def error_message(error: BaseException) -> str:
@@ -83,7 +50,7 @@ def error_message(error: BaseException) -> str:
     return ([line for line in lines if line] or [type(error).__name__])[-1]
 
 
-def trial_row(result: Any, values: dict[str, Any], plan: Plan, stop: str | None) -> dict:
+def trial_row(result: Any, values: dict[str, Any], plan: argparse.Namespace, stop: Any) -> dict:
     """A trial from its Tune Result: its last report, and how it ended. One that neither
     finished nor failed was stopped by a signal (``stop``) or else pruned by the scheduler."""
     metrics = {k: v for k, v in (result.metrics or {}).items() if v == v}  # NaN: not measured
@@ -106,7 +73,7 @@ def rates(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def summarise(plan: Plan, rows: list[dict[str, Any]], out: Path, **run: Any) -> dict[str, Any]:
+def summarise(plan: argparse.Namespace, rows: list[dict], out: Path, **run: Any) -> dict:
     """The plan, the rates (overall and per grid setting), every trial, the best trial with
     its ready-to-run command, and the command that ships the fastest solved trial."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -114,26 +81,30 @@ def summarise(plan: Plan, rows: list[dict[str, Any]], out: Path, **run: Any) -> 
         groups.setdefault(json.dumps(row["overrides"]), []).append(row)
     ranked = [row for row in rows if row["objective"] is not None and not row["error"]]
     best = min(ranked, key=lambda row: row["objective"], default=None)
+    if best is not None:  # the script's own command line, with the trial's settings
+        words = ["python", "-m", f"training.{plan.script}", "--preset", PRESET, "--seed"]
+        words += [str(best["seed"]), "--agent", plan.agent]
+        for name, value in {**plan.fixed, **best["overrides"]}.items():
+            words += as_flag(name, tuple(value) if isinstance(value, list) else value).split()
+        best = {**best, "command": shlex.join(words)}
     fastest = min((r for r in rows if r["solved"]), key=lambda r: r["wall_time"], default=None)
     ship = fastest and f"python -m tools.promote {shlex.quote(str(out / fastest['run_dir']))}"
     return {
         **{"agent": plan.agent, "script": plan.script, "preset": PRESET, "search": plan.search},
-        **{"scheduler": plan.scheduler, "samples": plan.samples or None, "space": plan.space},
+        **{"scheduler": plan.scheduler, "samples": plan.samples, "space": plan.space},
         **{"grid": plan.grid, "fixed": plan.fixed, "seeds": sorted({r["seed"] for r in rows})},
         **{"budget_seconds": plan.budget, "solve_threshold": plan.threshold},
         **{"objective": OBJECTIVE, **run, **rates(rows)},
         "error_count": sum(row["status"] == "error" for row in rows),
         "groups": [{"overrides": json.loads(k), **rates(g)} for k, g in groups.items()],
-        "trials": rows,
-        "best": best and {**best, "command": plan.trial_command(best["overrides"], best["seed"])},
-        "promote": ship and f"{ship} --overwrite",  # the fastest solved trial's weights
+        **{"trials": rows, "best": best, "promote": ship and f"{ship} --overwrite"},
         "tensorboard": f"tensorboard --logdir {out}/runs",
     }
 
 
-def publish(plan: Plan, pairs: list[tuple[Any, dict]], out: Path, stop: str | None, **run: Any):
-    """Tune's (Result, decoded config) pairs as summary.json, the learning curves (drawn once,
-    for the whole sweep) and the printed table, ending with the best trial's command."""
+def publish(plan: argparse.Namespace, pairs: list, out: Path, stop: str | None, **run: Any):
+    """Tune's (Result, decoded config) pairs as summary.json, the learning curves and the
+    table, ending with the best trial and its ready-to-run command."""
     rows = [{"trial": n, **trial_row(*pair, plan, stop)} for n, pair in enumerate(pairs)]
     for row in rows:  # run folders relative to out: it may move
         if row["run_dir"] and Path(row["run_dir"]).is_relative_to(out.resolve()):
@@ -147,7 +118,13 @@ def publish(plan: Plan, pairs: list[tuple[Any, dict]], out: Path, stop: str | No
         print(f"sweep: stopped by {stop}; stopped trials keep their run folders")
     if summary["promote"]:
         print(f"ship the fastest solved trial: {summary['promote']}")
-    print("\n".join(best_lines(summary)), flush=True)
+    if (best := summary["best"]) is None:
+        print("best: none (no trial reported a result)")
+        return summary
+    outcome = f"solved in {best['wall_time']:.1f} s" if best["solved"] else "not solved"
+    settings = describe(best["overrides"]) or "the fast preset"
+    print(f"best: trial {best['trial']} (seed {best['seed']}) {outcome}, ", end="")
+    print(f"objective {best['objective']:.1f}, with {settings}\n{best['command']}", flush=True)
     return summary
 
 
@@ -175,48 +152,22 @@ def rate_text(counts: dict[str, Any]) -> str:
     return text
 
 
-def best_lines(summary: dict[str, Any]) -> list[str]:
-    """The closing ``best:`` line and the best trial's ready-to-run command."""
-    if (best := summary["best"]) is None:
-        return ["best: none (no trial reported a result)"]
-    outcome = f"solved in {best['wall_time']:.1f} s" if best["solved"] else "not solved"
-    settings = describe(best["overrides"]) or "the fast preset"
-    return [
-        f"best: trial {best['trial']} (seed {best['seed']}) {outcome}, "
-        f"objective {best['objective']:.1f}, with {settings}",
-        best["command"],
-    ]
-
-
-def interpolate_curves(curves: list[tuple[Any, Any]], points: int = 200) -> tuple[Any, Any]:
-    """Curves resampled from 0 to the longest run's last x; a run that stopped early holds
-    its final value afterwards, so every point averages all seeds."""
-    import numpy as np
-
-    axis = np.linspace(0.0, max(float(x[-1]) for x, _ in curves), points)
-    return axis, np.stack([np.interp(axis, x, y, left=y[0], right=y[-1]) for x, y in curves])
-
-
 def draw_curves(summary: dict[str, Any], frames: list[Any], out: Path) -> None:
     """learning_curves.png from what the trials reported to Tune: running reward against env
-    steps, mean +/- std over the seeds of each grid setting (a search: one line per trial)."""
+    steps, a line per trial, a colour per grid setting (a search: one colour)."""
     from matplotlib.figure import Figure
 
-    groups: dict[str, list[Any]] = {}
+    axes, colours = (figure := Figure(figsize=(8.0, 4.5), layout="tight")).subplots(), {}
     for row, frame in zip(summary["trials"], frames, strict=True):
-        if frame is not None and "env_steps" in frame and len(frame):
-            curve = frame["env_steps"].to_numpy(float), frame["running_reward"].to_numpy(float)
-            groups.setdefault(describe(row["overrides"]) or "fast preset", []).append(curve)
-    axes = (figure := Figure(figsize=(8.0, 4.5), layout="tight")).subplots()
-    for label, members in groups.items():
-        axis, values = interpolate_curves(members)
-        mean, std = values.mean(axis=0), values.std(axis=0)
-        label = f"{label} ({len(members)} seeds)" if summary["search"] == "grid" else None
-        (line,) = axes.plot(axis, mean, lw=1.8 if label else 1.0, label=label)
-        axes.fill_between(axis, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+        if frame is not None and "env_steps" in frame:
+            label = describe(row["overrides"]) if summary["search"] == "grid" else "a trial"
+            new = (label := label or "fast preset") not in colours
+            colour = colours.setdefault(label, f"C{len(colours) % 10}")
+            style = {"color": colour, "lw": 1.0, "alpha": 0.8, "label": label if new else None}
+            axes.plot(frame["env_steps"], frame["running_reward"], **style)
     threshold = summary["solve_threshold"]
     axes.axhline(threshold, color="grey", ls="--", lw=1, label=f"solve threshold ({threshold:g})")
-    title = f"{summary['agent']} ({summary['script']}): running reward (stopped runs hold theirs)"
+    title = f"{summary['agent']} ({summary['script']}): running reward of each trial"
     axes.set(xlabel="environment steps", ylabel="running reward", title=title)
     axes.legend(loc="lower right", fontsize="small")
     figure.savefig(out / "learning_curves.png", dpi=100)
