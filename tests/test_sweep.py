@@ -300,8 +300,8 @@ def test_the_best_trial_is_a_ready_to_run_command(tmp_path: Path) -> None:
 def test_error_message_is_the_trials_own_exception() -> None:
     wrapped = WorkerError(ValueError("num_envs must be at least 1"))
     assert report.error_message(wrapped) == "ValueError: num_envs must be at least 1"
-    bare = RuntimeError("\x1b[36mray::x\x1b[39m header\nActorDiedError: the actor died")
-    assert report.error_message(bare) == "ActorDiedError: the actor died"
+    died = RuntimeError("\x1b[36mThe actor died\x1b[39m unexpectedly\nmore of Ray's text")
+    assert report.error_message(died) == "RuntimeError: The actor died unexpectedly"
 
 
 # --- exit status and promotion (trials faked) ----------------------------------------------------

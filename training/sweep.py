@@ -333,7 +333,8 @@ def run_trials(plan: argparse.Namespace, script: Script, space: dict) -> tuple:
     class PrintTrial(tune.Callback):  # a line per trial that ends (a failed one's: the table)
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             last, values = trial.last_result, report.describe(decode(script, trial.config))
-            outcome = f"{last.get('stop_reason', 'pruned or stopped')}, {last['wall_time']:.1f} s"
+            seconds = last.get("wall_time", 0.0)  # none: stopped before its first update
+            outcome = f"{last.get('stop_reason', 'pruned or stopped')}, {seconds:.1f} s"
             print(f"  trial seed={trial.config['seed']} {values}: {outcome}", flush=True)
 
     _SIGNALS.clear()

@@ -44,10 +44,9 @@ def objective(solved: bool, seconds: float, score: float, budget: float, thresho
 
 def error_message(error: BaseException) -> str:
     """A failed trial's own exception as ``Type: message``, without Ray's coloured header."""
-    if isinstance(own := getattr(error, "cause", None), BaseException):
-        return f"{type(own).__name__}: {ANSI_CODES.sub('', str(own)).strip()}".rstrip(": ")
-    lines = [line.strip() for line in ANSI_CODES.sub("", str(error)).splitlines()]
-    return ([line for line in lines if line] or [type(error).__name__])[-1]
+    own = error.cause if isinstance(getattr(error, "cause", None), BaseException) else error
+    lines = ANSI_CODES.sub("", str(own)).strip().splitlines()
+    return f"{type(own).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def trial_row(result: Any, values: dict[str, Any], plan: argparse.Namespace, stop: Any) -> dict:
@@ -74,11 +73,8 @@ def rates(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def summarise(plan: argparse.Namespace, rows: list[dict], out: Path, **run: Any) -> dict:
-    """The plan, the rates (overall and per grid setting), every trial, the best trial with
-    its ready-to-run command, and the command that ships the fastest solved trial."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in rows if plan.search == "grid" else []:
-        groups.setdefault(json.dumps(row["overrides"]), []).append(row)
+    """The plan, the rates, every trial, the best trial with its ready-to-run command, and
+    the command that ships the fastest solved trial."""
     ranked = [row for row in rows if row["objective"] is not None and not row["error"]]
     best = min(ranked, key=lambda row: row["objective"], default=None)
     if best is not None:  # the script's own command line, with the trial's settings
@@ -96,7 +92,6 @@ def summarise(plan: argparse.Namespace, rows: list[dict], out: Path, **run: Any)
         **{"budget_seconds": plan.budget, "solve_threshold": plan.threshold},
         **{"objective": OBJECTIVE, **run, **rates(rows)},
         "error_count": sum(row["status"] == "error" for row in rows),
-        "groups": [{"overrides": json.loads(k), **rates(g)} for k, g in groups.items()],
         **{"trials": rows, "best": best, "promote": ship and f"{ship} --overwrite"},
         "tensorboard": f"tensorboard --logdir {out}/runs",
     }
@@ -129,7 +124,7 @@ def publish(plan: argparse.Namespace, pairs: list, out: Path, stop: str | None, 
 
 
 def table(summary: dict[str, Any]) -> str:
-    """One row per trial (pandas), each trial's error, the rates per setting and overall."""
+    """One row per trial (pandas), each trial's error, the rates."""
     import pandas as pd
 
     frame = pd.DataFrame(summary["trials"], columns=["trial", "seed", "status", *KEPT])
@@ -137,19 +132,12 @@ def table(summary: dict[str, Any]) -> str:
     frame["settings"] = [describe(row["overrides"]) for row in summary["trials"]]
     lines = [frame.to_string(index=False, na_rep="-", float_format="{:.1f}".format), ""]
     lines += [f"trial {r['trial']} error: {r['error']}" for r in summary["trials"] if r["error"]]
-    groups = summary["groups"] if len(summary["groups"]) > 1 else []
-    lines += [f"{describe(g['overrides'])}: {rate_text(g)}" for g in groups]
-    wall = summary["sweep_wall_seconds"]
-    return "\n".join([*lines, f"all trials: {rate_text(summary)}; sweep wall time {wall:.1f} s"])
-
-
-def rate_text(counts: dict[str, Any]) -> str:
-    solved, trials, rate = counts["solved_count"], counts["trial_count"], counts["solve_rate"]
-    text = f"solve rate {solved}/{trials} ({100 * rate:.0f}%)"
-    if (median := counts["median_time_to_solve"]) is not None:
-        steps = counts["median_steps_to_solve"]
-        text += f", median time to solve {median:.1f} s ({steps:,.0f} env steps)"
-    return text
+    solved, trials, rate = summary["solved_count"], summary["trial_count"], summary["solve_rate"]
+    lines.append(f"all trials: solve rate {solved}/{trials} ({100 * rate:.0f}%)")
+    if (median := summary["median_time_to_solve"]) is not None:
+        steps = summary["median_steps_to_solve"]
+        lines[-1] += f", median time to solve {median:.1f} s ({steps:,.0f} env steps)"
+    return "\n".join([*lines, f"sweep wall time {summary['sweep_wall_seconds']:.1f} s"])
 
 
 def draw_curves(summary: dict[str, Any], frames: list[Any], out: Path) -> None:
