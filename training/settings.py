@@ -57,8 +57,7 @@ class SettingError(Exception):
 
     def __init__(self, name: str, problem: str) -> None:
         super().__init__(f"{flag_of(name)} {problem}")
-        self.name = name
-        self.problem = problem
+        self.name, self.problem = name, problem
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Picklable with its two arguments, so a sweep's Ray worker can hand it back.
@@ -98,8 +97,7 @@ class RunSettings:
     gamma: Discount = 0.99
     """discount factor of the returns"""
     layer_seed_step: NonNegativeInt = 0
-    """layer i's initialiser seed is seed + i * this (0: every layer gets the seed, as the
-    course)"""
+    """layer i's initialiser seed: seed + i * this (0: every layer gets the seed, as the course)"""
     critic_seed_offset: NonNegativeInt = 0
     """added to the seed for the critic's initialisers (0: as the course)"""
     stop: Literal["running_reward", "solved", "none"] = "running_reward"
@@ -109,8 +107,7 @@ class RunSettings:
     running_window: Count = 30
     """episodes in the running reward's mean"""
     running_reward_from_zeros: bool = True
-    """the running reward is the mean of a zero-filled window (the course's ring buffer);
-    off: of the episodes seen so far"""
+    """the running reward's window starts full of zeros, as the course's ring buffer (off: empty)"""
     solve_threshold: float = 475.0
     """with --stop solved: the greedy evaluation mean that counts as solved"""
     eval_episodes: Count = 20
@@ -150,13 +147,9 @@ class RunSettings:
                 raise SettingError(f.name, problem)
         task = TASKS[self.agent]
         targets = {"solved": "solve_threshold", "running_reward": "target_running_reward"}
-        for rule, name in targets.items():
-            if self.stop == rule and getattr(self, name) > task.max_score:
-                raise SettingError(
-                    name,
-                    f"can never be reached: {task.env_id} scores at most {task.max_score:g}, "
-                    f"got {getattr(self, name):g}",
-                )
+        if (target := targets.get(self.stop)) and getattr(self, target) > task.max_score:
+            problem = f"can never be reached: {task.env_id} scores at most {task.max_score:g}"
+            raise SettingError(target, f"{problem}, got {getattr(self, target):g}")
 
     def divergence_suspects(self) -> tuple[str, ...]:
         """The settings named when this run diverges (a script drops those it switches off)."""
@@ -234,21 +227,10 @@ class Script:
     def preset(self, name: str | None = None, **overrides: Any) -> RunSettings:
         """The named preset (default: the script's) for ``overrides['agent']``, then the
         overrides on top. A preset's value may be a dict by agent (PPO's differ by task)."""
-        cls = self.settings_class
-        agent = overrides.get("agent", cls.agent)
-        values = {
-            key: value[agent] if isinstance(value, dict) else value
-            for key, value in self.presets[name or self.default_preset].items()
-        }
-        return cls(**{**values, **overrides})
-
-    def describe_presets(self) -> str:
-        """What each preset sets, for --help."""
-        lines = []
-        for name, values in self.presets.items():
-            shown = ", ".join(f"{k}={v}" for k, v in values.items()) or "the defaults below"
-            lines.append(f"{name}: {shown}")
-        return "\n\n".join(lines)
+        agent = overrides.get("agent", self.settings_class.agent)
+        preset = self.presets[name or self.default_preset]
+        values = {k: v[agent] if isinstance(v, dict) else v for k, v in preset.items()}
+        return self.settings_class(**{**values, **overrides})
 
 
 @dataclass(frozen=True)
@@ -275,9 +257,13 @@ def parse_command(script: Script, argv: list[str] | None = None) -> Command:
     front.add_argument("--resume", type=Path, default=None)
     front.add_argument("--debug", action="store_true")
     known, rest = front.parse_known_args(args)
+    presets = "\n\n".join(
+        f"{name}: {', '.join(f'{k}={v}' for k, v in values.items()) or 'the defaults below'}"
+        for name, values in script.presets.items()
+    )
     description = (
         f"{inspect.cleandoc(script.description or script.settings_class.__doc__ or '')}\n\n"
-        f"--preset NAME (default {script.default_preset}):\n\n{script.describe_presets()}\n\n"
+        f"--preset NAME (default {script.default_preset}):\n\n{presets}\n\n"
         "--resume RUN_DIR: continue a run with its settings (only "
         f"{', '.join(map(flag_of, script.settings_class.RESUMABLE))} may change); "
         "--debug: show a traceback on any error"
@@ -311,11 +297,8 @@ def _agent_given(args: list[str]) -> str | None:
 
 
 def _refuse_locked_changes(parser: OneLineParser, stored: RunSettings, given: RunSettings) -> None:
-    changed = [
-        f.name
-        for f in dataclasses.fields(stored)
-        if getattr(given, f.name) != getattr(stored, f.name) and f.name not in stored.RESUMABLE
-    ]
+    locked = [f.name for f in dataclasses.fields(stored) if f.name not in stored.RESUMABLE]
+    changed = [name for name in locked if getattr(given, name) != getattr(stored, name)]
     if changed:
         differences = ", ".join(
             f"{as_flag(name, getattr(given, name))} (the run has "
@@ -338,20 +321,15 @@ def stored_settings(parser: OneLineParser, script: Script, resume: Path) -> RunS
         stored = read_settings_json(resume)
     except DamagedRunFileError as error:
         parser.exit(EXIT_FAILED, f"{script.name}: error: {error}\n")
-    if not isinstance(stored, dict) or stored.get("script") != script.name:
-        name = stored.get("script") if isinstance(stored, dict) else None
-        parser.error(
-            f"--resume {resume}: a run of {name}, not {script.name}: resume it with "
-            f"python -m training.{name}"
-        )
+    name = stored.get("script") if isinstance(stored, dict) else None
+    if name != script.name:
+        advice = f"resume it with python -m training.{name}"
+        parser.error(f"--resume {resume}: a run of {name}, not {script.name}: {advice}")
     try:
         return script.settings_class.from_json(stored)
     except (SettingError, TypeError) as error:
-        parser.exit(
-            EXIT_FAILED,
-            f"{script.name}: error: {resume / 'settings.json'}: not valid ({error}); "
-            "start a new run\n",
-        )
+        problem = f"{resume / 'settings.json'}: not valid ({error}); start a new run"
+        parser.exit(EXIT_FAILED, f"{script.name}: error: {problem}\n")
 
 
 def runs_dir_problem(settings: RunSettings) -> str | None:
@@ -359,8 +337,6 @@ def runs_dir_problem(settings: RunSettings) -> str | None:
     try:
         Path(settings.runs_dir).mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        return (
-            f"--runs-dir {settings.runs_dir}: cannot create it ({error.strerror}); "
-            "pick a folder you can write to"
-        )
+        problem = f"cannot create it ({error.strerror}); pick a folder you can write to"
+        return f"--runs-dir {settings.runs_dir}: {problem}"
     return None
