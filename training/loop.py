@@ -118,10 +118,8 @@ class Trainer:
                 self.algorithm.load_state(arrays)
                 self.state.restore(counters)
             except (ValueError, KeyError) as error:
-                reason = describe_error(error).split(". ")[0]
-                raise TrainingError(
-                    f"{self.run.state_path}: damaged or incomplete ({reason}); start a new run"
-                ) from error
+                problem = f"damaged or incomplete ({describe_error(error).split('. ')[0]})"
+                raise TrainingError(f"{self.run.state_path}: {problem}; start a new run") from error
             self.run.check_latest_checkpoint(self.agent_class)
         self.run.open_progress(self.state.episodes)  # DamagedRunFileError before any write
         if resume is not None:
@@ -187,10 +185,8 @@ class Trainer:
                     stop_reason = self._stop_reason()
                     if self.on_update is not None:
                         self.on_update(self.progress(losses))
-        except Terminated:
-            stop_reason = "terminated"
-        except KeyboardInterrupt:
-            stop_reason = "interrupted"
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM as Terminated
+            stop_reason = "terminated" if isinstance(stop, Terminated) else "interrupted"
         except DivergenceError as error:
             stop_reason, divergence = "diverged", self._divergence(error)
         finally:
@@ -315,8 +311,7 @@ def train(
 def run_script(script: Script, argv: list[str] | None = None) -> int:
     """Each script's ``main``: parse the command line, train, print the outcome in one line and
     return the exit status; a user's mistake is one line (a traceback only with ``--debug``)."""
-    name = script.name
-    command = parse_command(script, argv)
+    name, command = script.name, parse_command(script, argv)
     words = sys.argv[1:] if argv is None else argv
     line = shlex.join(["python", "-m", f"training.{name}", *words])
     try:

@@ -74,9 +74,8 @@ class TrainingResult:
             print(f"{name}: error: {self.divergence}; run folder {self.run_dir}", file=sys.stderr)
             return EXIT_DIVERGED
         if self.stop_reason in UNFINISHED:
-            signal_name, status = stop_status(
-                Terminated() if self.stop_reason == "terminated" else KeyboardInterrupt()
-            )
+            stop = Terminated() if self.stop_reason == "terminated" else KeyboardInterrupt()
+            signal_name, status = stop_status(stop)
             print(
                 f"{name}: stopped by {signal_name} after {self.episodes} episodes; saved a "
                 f"checkpoint and the resume state; continue with: python -m training.{name} "
@@ -118,9 +117,8 @@ class RunState:
         self.settings = settings
         self.episodes = self.updates = self.env_steps = self.trained_steps = 0
         self.last_checkpoint = 0
-        self.scores: deque[float] = deque(
-            maxlen=max(settings.running_window, settings.gate_episodes)
-        )
+        window = max(settings.running_window, settings.gate_episodes)  # both means' episodes
+        self.scores: deque[float] = deque(maxlen=window)
         self.evaluations: list[dict[str, Any]] = []
         self.wall_before = 0.0  # training time of earlier sessions of this run
         self._started: float | None = None
@@ -212,11 +210,8 @@ def non_finite_figures(losses: dict[str, float]) -> str | None:
 def non_finite_arrays(arrays: dict[str, np.ndarray]) -> str | None:
     """Which weights or optimiser slots are not finite: checked before anything is saved
     (reading every array costs milliseconds, too much for every update)."""
-    bad = [
-        name
-        for name, array in arrays.items()
-        if np.issubdtype(array.dtype, np.inexact) and not np.isfinite(array).all()
-    ]
+    inexact = {k: a for k, a in arrays.items() if np.issubdtype(a.dtype, np.inexact)}
+    bad = [name for name, array in inexact.items() if not np.isfinite(array).all()]
     return f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} not finite" if bad else None
 
 
