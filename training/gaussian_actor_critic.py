@@ -22,9 +22,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from training import settings as core
 from training.loop import UpdateOutcome, run_script
 from training.run_state import assign_arrays, variable_arrays
-from training.settings import Count, Layers, NonNegative, Positive, RunSettings, Script
 
 MEAN_SCALE = 3.0  # the mean is 3 tanh(.): the pendulum's action bounds
 LOG_STD_SCALE = 3.0  # log sigma = 3 tanh(.) - 2, so sigma lies in about [0.0067, 2.7]
@@ -33,7 +33,7 @@ LOG_STD_OFFSET = -2.0
 
 # --- settings -------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class GaussianActorCriticSettings(RunSettings):
+class GaussianActorCriticSettings(core.RunSettings):
     """Variant 5's settings, as the course by default: actor 4 -> 256 ReLU -> 256 ReLU with
     heads mean = 3 tanh(.) and log sigma = 3 tanh(.) - 2; the sampled action is clipped to the
     bounds [-3, 3] (not the course's [-2, 2]) and, as in the course, the loss scores the clipped
@@ -50,30 +50,29 @@ class GaussianActorCriticSettings(RunSettings):
     """stop rule: running reward above the target, solved by a greedy evaluation, or none"""
     solve_threshold: float = 950.0
     """with --stop solved: the greedy evaluation mean that counts as solved"""
-    actor_hidden: Layers = (256, 256)
+    actor_hidden: core.Layers = (256, 256)
     """hidden layer sizes of the policy's trunk"""
-    critic_hidden: Layers = (128,)
+    critic_hidden: core.Layers = (128,)
     """hidden layer sizes of the critic"""
-    actor_learning_rate: Positive = 3e-5
+    actor_learning_rate: core.Positive = 3e-5
     """Adam learning rate of the policy"""
-    critic_learning_rate: Positive = 1e-4
+    critic_learning_rate: core.Positive = 1e-4
     """Adam learning rate of the critic"""
-    clipnorm: Positive = 1.0
+    clipnorm: core.Positive = 1.0
     """Adam clipnorm (per-variable gradient norm cap)"""
-    critic_steps: Count = 10
+    critic_steps: core.Count = 10
     """critic steps per update, before the actor step"""
-    episodes_per_update: Count = 1
+    episodes_per_update: core.Count = 1
     """complete episodes in each update"""
     learn_clipped_actions: bool = True
-    """score the log-probability of the action clipped to the bounds, as the course (off: of
-    the unclipped sample, the unbiased estimator)"""
+    """score the action clipped to the bounds, as the course (off: the unclipped one, unbiased)"""
     discount_weighting: bool = True
     """multiply step t's term by gamma^t (the course's loss)"""
     batch_reduction: Literal["sum", "mean"] = "sum"
     """combine the episodes' losses by their sum or their mean"""
     standardise: Literal["none", "episode", "batch"] = "episode"
     """standardise the actor's weights A_t within each episode, over the batch, or not"""
-    entropy_coef: NonNegative = 0.0
+    entropy_coef: core.NonNegative = 0.0
     """entropy bonus coefficient (0: none, as the course)"""
     bootstrap_truncated: bool = False
     """add gamma^(T-t) V(s_T) to the returns of episodes cut by the time limit"""
@@ -123,9 +122,7 @@ def critic_network(inputs: int, hidden: tuple[int, ...], seed: int, step: int):
     """observation -> ReLU layers -> V(s)."""
     import keras
 
-    layers = [
-        dense(units, seed + i * step, f"hidden_{i}", "relu") for i, units in enumerate(hidden)
-    ]
+    layers = [dense(n, seed + i * step, f"hidden_{i}", "relu") for i, n in enumerate(hidden)]
     layers.append(dense(1, seed + len(hidden) * step, "value", None))
     return keras.Sequential([keras.Input((inputs,)), *layers], name="critic")
 
@@ -141,18 +138,14 @@ def huber(targets, predictions, mask):
     return ops.sum(losses * mask) / ops.maximum(ops.sum(mask), 1.0)
 
 
-def per_step(outputs, observations):
-    """Outputs of a (B*T)-row batch back in (B, T, outputs) form."""
+def per_step(model: Any, observations) -> list:
+    """``model`` on every step of a (B, T, obs) batch: each output reshaped to (B, T, n)."""
     from keras import ops
 
     batch, horizon = ops.shape(observations)[0], ops.shape(observations)[1]
-    return ops.reshape(outputs, (batch, horizon, ops.shape(outputs)[-1]))
-
-
-def flat(observations):
-    from keras import ops
-
-    return ops.reshape(observations, (-1, ops.shape(observations)[-1]))
+    outputs = model(ops.reshape(observations, (-1, ops.shape(observations)[-1])), training=True)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return [ops.reshape(output, (batch, horizon, ops.shape(output)[-1])) for output in outputs]
 
 
 # --- the update -----------------------------------------------------------------------------
@@ -200,14 +193,14 @@ class GaussianActorCritic:
         from training.returns import standardise
 
         settings = self.settings
-        values = per_step(self.critic(flat(observations), training=True), observations)[..., 0]
+        values = per_step(self.critic, observations)[0][..., 0]  # V while acting
         final_values = self.critic(finals, training=True)[:, 0]
         returns = returns + ops.stop_gradient(tails * final_values[:, None])
         critic_norm = tf.constant(0.0)
         for _ in range(settings.critic_steps):
             with tf.GradientTape() as tape:
-                predictions = per_step(self.critic(flat(observations), training=True), observations)
-                critic_loss = huber(returns, predictions[..., 0], mask)
+                predictions = per_step(self.critic, observations)[0][..., 0]
+                critic_loss = huber(returns, predictions, mask)
             variables = self.critic.trainable_variables
             gradients = tape.gradient(critic_loss, variables)
             critic_norm += tf.linalg.global_norm(gradients)  # a NaN anywhere shows
@@ -218,10 +211,7 @@ class GaussianActorCritic:
             advantages = standardise(advantages, mask, axis=axis)
         advantages = ops.stop_gradient(advantages * mask)
         with tf.GradientTape() as tape:
-            mean, log_std = self.actor(flat(observations), training=True)
-            policy = self.distribution(
-                per_step(mean, observations), per_step(log_std, observations)
-            )
+            policy = self.distribution(*per_step(self.actor, observations))  # mean, log sigma
             entropies = policy.entropy()
             terms = advantages * policy.log_prob(actions) + settings.entropy_coef * entropies
             loss = -ops.sum(discounts * terms * mask)
@@ -283,7 +273,7 @@ def search_space() -> dict[str, Any]:
 
 
 classes = (GaussianActorCriticSettings, GaussianActorCritic)
-SCRIPT = Script("gaussian_actor_critic", *classes, PRESETS, "course", search_space, __doc__)
+SCRIPT = core.Script("gaussian_actor_critic", *classes, PRESETS, "course", search_space, __doc__)
 
 
 def main(argv: list[str] | None = None) -> int:

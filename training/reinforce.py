@@ -25,22 +25,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from training import settings as core
 from training.loop import UpdateOutcome, run_script
 from training.run_state import assign_arrays, variable_arrays
-from training.settings import (
-    Count,
-    Layers,
-    NonNegative,
-    Positive,
-    RunSettings,
-    Script,
-    SettingError,
-)
 
 
 # --- settings -------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class ReinforceSettings(RunSettings):
+class ReinforceSettings(core.RunSettings):
     """REINFORCE's settings, variant 1 by default: policy 4 -> 128 ReLU -> 2 softmax, Adam 3e-4
     with clipnorm 1, one step per episode; stops at a running reward above 300 (a zero-filled
     30-episode window) or after 1000 episodes; a checkpoint every 200 episodes."""
@@ -49,13 +41,13 @@ class ReinforceSettings(RunSettings):
 
     agent: Literal["cartpole"] = "cartpole"
     """the task: REINFORCE here is the course's CartPole practice"""
-    actor_hidden: Layers = (128,)
+    actor_hidden: core.Layers = (128,)
     """hidden layer sizes of the policy"""
-    actor_learning_rate: Positive = 3e-4
+    actor_learning_rate: core.Positive = 3e-4
     """Adam learning rate of the policy"""
-    clipnorm: Positive = 1.0
+    clipnorm: core.Positive = 1.0
     """Adam clipnorm (per-variable gradient norm cap)"""
-    episodes_per_update: Count = 1
+    episodes_per_update: core.Count = 1
     """complete episodes in each update"""
     discount_weighting: bool = True
     """multiply step t's term by gamma^t (the course's loss)"""
@@ -63,15 +55,15 @@ class ReinforceSettings(RunSettings):
     """combine the episodes' losses by their sum or their mean"""
     standardise: Literal["none", "episode", "batch"] = "none"
     """standardise the actor's weights A_t within each episode, over the batch, or not"""
-    entropy_coef: NonNegative = 0.0
+    entropy_coef: core.NonNegative = 0.0
     """entropy bonus coefficient (0: none, as the course)"""
     baseline: bool = False
     """learn a critic V(s) and weight by G_t - V(s_t) (variants 2-4)"""
-    critic_hidden: Layers = (128,)
+    critic_hidden: core.Layers = (128,)
     """with --baseline: hidden layer sizes of the critic"""
-    critic_learning_rate: Positive = 3e-4
+    critic_learning_rate: core.Positive = 3e-4
     """with --baseline: Adam learning rate of the critic"""
-    critic_steps: Count = 1
+    critic_steps: core.Count = 1
     """with --baseline: critic steps per update, before the actor step"""
     bootstrap_truncated: bool = False
     """with --baseline: add gamma^(T-t) V(s_T) to the returns of episodes cut by the time limit"""
@@ -79,7 +71,7 @@ class ReinforceSettings(RunSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.bootstrap_truncated and not self.baseline:
-            raise SettingError("bootstrap_truncated", "needs --baseline")
+            raise core.SettingError("bootstrap_truncated", "needs --baseline")
 
     def divergence_suspects(self) -> tuple[str, ...]:
         off = () if self.baseline else ("critic_learning_rate",)  # no critic, no suspect
@@ -94,11 +86,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "reinforce_baseline_lr": BASELINE_LR,
     "reinforce_normalised": BASELINE_LR | dict(critic_steps=10, standardise="episode"),
 }
-#: The fast preset: batches of 16 episodes from 16 environments, weights standardised over
-#: the batch (a batch-mean baseline), no gamma^t factor, a larger learning rate; stops when a
-#: greedy evaluation solves CartPole. Per-layer seeds (layer i: seed + i, the critic's
-#: seed + 100 + i), a running reward over the episodes seen so far and checkpoints named by
-#: episodes trained (a batch rarely ends on a multiple of 200).
+#: The fast preset: batches of 16 episodes from 16 environments, weights standardised over the
+#: batch (a batch-mean baseline), no gamma^t, a larger learning rate; stops once a greedy
+#: evaluation solves CartPole. Layer i is seeded seed + i (the critic's seed + 100 + i), and
+#: checkpoints are named by episodes trained (a batch rarely ends on a multiple of 200).
 FAST: dict[str, Any] = (
     dict(layer_seed_step=1, critic_seed_offset=100, running_reward_from_zeros=False)
     | dict(checkpoint_names="episode", num_envs=16, episodes_per_update=16)
@@ -306,11 +297,11 @@ def search_space(critic: bool = True) -> dict[str, Any]:
     return {**space, "critic_learning_rate": tune.loguniform(1e-3, 1e-1)} if critic else space
 
 
-def variant(name: str, description: str | None = None) -> Script:
+def variant(name: str, description: str | None = None) -> core.Script:
     """The course variant ``name`` (a key of VARIANTS) as a script: its course and fast presets."""
     presets = {"course": VARIANTS[name], "fast": FAST_VARIANTS[name]}
     space = partial(search_space, critic=bool(VARIANTS[name].get("baseline")))
-    return Script(name, ReinforceSettings, Reinforce, presets, "course", space, description)
+    return core.Script(name, ReinforceSettings, Reinforce, presets, "course", space, description)
 
 
 SCRIPT = variant("reinforce", __doc__)
