@@ -7,7 +7,6 @@ the ResultGrid). Trials' settings are built before Ray starts: a mistake is one 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.util
 import itertools
@@ -21,6 +20,7 @@ import sys
 import time
 import typing
 import warnings
+from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
@@ -158,16 +158,14 @@ def decode(script: Script, config: dict[str, Any]) -> dict[str, Any]:
     return {k: convert(v, kinds[k], f"--grid {k}={v}") for k, v in config.items() if k != "seed"}
 
 
-def trial_settings(
-    script: Script, plan: argparse.Namespace, config: dict, runs_dir: str = "."
-) -> Any:
+def trial_settings(script: Script, plan: Namespace, config: dict, runs_dir: str = ".") -> Any:
     """A trial's settings: the script's fast preset, the plan's and the trial's values."""
     values = {**plan.fixed, **decode(script, config), "agent": plan.agent, "runs_dir": runs_dir}
     values.update(seed=int(config["seed"]), progress_bar=False, threads=1)
     return script.preset(report.PRESET, **values)
 
 
-def check_trials(script: Script, plan: argparse.Namespace, space: dict[str, Any]) -> RunSettings:
+def check_trials(script: Script, plan: Namespace, space: dict[str, Any]) -> RunSettings:
     """Every grid setting's settings, and each distribution's bounds or choices (alone and all
     together), built with the first and last seed: what the settings refuse fails here."""
     cases = [dict(zip(plan.grid, v, strict=True)) for v in itertools.product(*plan.grid.values())]
@@ -186,7 +184,7 @@ def check_trials(script: Script, plan: argparse.Namespace, space: dict[str, Any]
     return settings
 
 
-def make_plan(args: argparse.Namespace) -> tuple[Script, dict[str, Any]]:
+def make_plan(args: Namespace) -> tuple[Script, dict[str, Any]]:
     """The flags checked with every trial's settings; ``args`` becomes the plan (``grid``,
     ``space`` as --space spells it, ``fixed``: what all trials share, ``keys``: what varies,
     ``seeds``, ``budget`` and ``threshold``). Returns the script and Tune's search space."""
@@ -263,7 +261,7 @@ def connect(address: str | None, cpus: int | None, logs: bool) -> str:
     return f"the Ray cluster at {target}, {int(ray.cluster_resources().get('CPU', 0))} CPUs"
 
 
-def run_trial(config: dict[str, Any], plan: argparse.Namespace) -> None:
+def run_trial(config: dict[str, Any], plan: Namespace) -> None:
     """Tune's trainable: one training run, reporting after every update and at its end."""
     from ray import tune
 
@@ -286,7 +284,7 @@ def run_trial(config: dict[str, Any], plan: argparse.Namespace) -> None:
     send({**result.to_json(), **final})
 
 
-def tune_config(plan: argparse.Namespace) -> Any:
+def tune_config(plan: Namespace) -> Any:
     """Optuna minimising the objective; ASHA or the median rule; actors reused across trials."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
@@ -316,7 +314,7 @@ def _request_stop(signum: int, frame: Any) -> None:
     print(f"sweep: {name}: stopping every trial (again to abort)", file=sys.stderr, flush=True)
 
 
-def run_trials(plan: argparse.Namespace, script: Script, space: dict) -> tuple:
+def run_trials(plan: Namespace, script: Script, space: dict) -> tuple:
     """Every trial on Tune, in Tune's order: their Results with decoded configs, and where they
     ran. A signal stops them all through Tune's stopper."""
     import ray

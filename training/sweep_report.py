@@ -3,12 +3,12 @@ summary.json, the table (pandas) and the learning curves, drawn once at the end.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
 import shlex
 import statistics
+from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def error_message(error: BaseException) -> str:
     return f"{type(own).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
-def trial_row(result: Any, values: dict[str, Any], plan: argparse.Namespace, stop: Any) -> dict:
+def trial_row(result: Any, values: dict[str, Any], plan: Namespace, stop: Any) -> dict:
     """A trial from its Tune Result: its last report, and how it ended. One that neither
     finished nor failed was stopped by a signal (``stop``) or else pruned by the scheduler."""
     metrics = {k: v for k, v in (result.metrics or {}).items() if v == v}  # NaN: not measured
@@ -61,18 +61,7 @@ def trial_row(result: Any, values: dict[str, Any], plan: argparse.Namespace, sto
     return {**row, "run_dir": metrics.get("run_dir"), "error": error}
 
 
-def rates(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    solved = [row for row in rows if row["solved"]]
-    times, steps = [row["wall_time"] for row in solved], [row["env_steps"] for row in solved]
-    return {
-        **{"trial_count": len(rows), "solved_count": len(solved)},
-        "solve_rate": len(solved) / max(len(rows), 1),
-        "median_time_to_solve": statistics.median(times) if solved else None,
-        "median_steps_to_solve": statistics.median(steps) if solved else None,
-    }
-
-
-def summarise(plan: argparse.Namespace, rows: list[dict], out: Path, **run: Any) -> dict:
+def summarise(plan: Namespace, rows: list[dict], out: Path, **run: Any) -> dict:
     """The plan, the rates, every trial, the best trial with its ready-to-run command, and
     the command that ships the fastest solved trial."""
     ranked = [row for row in rows if row["objective"] is not None and not row["error"]]
@@ -83,21 +72,26 @@ def summarise(plan: argparse.Namespace, rows: list[dict], out: Path, **run: Any)
         for name, value in {**plan.fixed, **best["overrides"]}.items():
             words += as_flag(name, tuple(value) if isinstance(value, list) else value).split()
         best = {**best, "command": shlex.join(words)}
-    fastest = min((r for r in rows if r["solved"]), key=lambda r: r["wall_time"], default=None)
+    solved = [row for row in rows if row["solved"]]
+    times, steps = [row["wall_time"] for row in solved], [row["env_steps"] for row in solved]
+    fastest = min(solved, key=lambda row: row["wall_time"], default=None)
     ship = fastest and f"python -m tools.promote {shlex.quote(str(out / fastest['run_dir']))}"
     return {
         **{"agent": plan.agent, "script": plan.script, "preset": PRESET, "search": plan.search},
         **{"scheduler": plan.scheduler, "samples": plan.samples, "space": plan.space},
         **{"grid": plan.grid, "fixed": plan.fixed, "seeds": sorted({r["seed"] for r in rows})},
         **{"budget_seconds": plan.budget, "solve_threshold": plan.threshold},
-        **{"objective": OBJECTIVE, **run, **rates(rows)},
+        **{"objective": OBJECTIVE, **run, "trial_count": len(rows), "solved_count": len(solved)},
+        "solve_rate": len(solved) / max(len(rows), 1),
+        "median_time_to_solve": statistics.median(times) if solved else None,
+        "median_steps_to_solve": statistics.median(steps) if solved else None,
         "error_count": sum(row["status"] == "error" for row in rows),
         **{"trials": rows, "best": best, "promote": ship and f"{ship} --overwrite"},
         "tensorboard": f"tensorboard --logdir {out}/runs",
     }
 
 
-def publish(plan: argparse.Namespace, pairs: list, out: Path, stop: str | None, **run: Any):
+def publish(plan: Namespace, pairs: list, out: Path, stop: str | None, **run: Any):
     """Tune's (Result, decoded config) pairs as summary.json, the learning curves and the
     table, ending with the best trial and its ready-to-run command."""
     rows = [{"trial": n, **trial_row(*pair, plan, stop)} for n, pair in enumerate(pairs)]
