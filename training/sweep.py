@@ -330,10 +330,11 @@ def run_trials(plan: Namespace, script: Script, space: dict) -> tuple:
 
     class PrintTrial(tune.Callback):  # a line per trial that ends (a failed one's: the table)
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            last, values = trial.last_result, report.describe(decode(script, trial.config))
+            last, values = trial.last_result, {"seed": trial.config["seed"]}
+            values = report.describe({**values, **decode(script, trial.config)})
             seconds = last.get("wall_time", 0.0)  # none: stopped before its first update
             outcome = f"{last.get('stop_reason', 'pruned or stopped')}, {seconds:.1f} s"
-            print(f"  trial seed={trial.config['seed']} {values}: {outcome}", flush=True)
+            print(f"  trial {values}: {outcome}", flush=True)
 
     _SIGNALS.clear()
     previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
