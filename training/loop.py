@@ -1,11 +1,9 @@
 """The outer loop every script shares: budgets, stop rules, checkpoints, signals, divergence.
 
-It drives the algorithm a script hands it (:class:`Algorithm`): collect, then learn. Each
-update draws its noise and resets from a seed of (seed, update), so a resumed run continues
-as an uninterrupted one would. Ctrl-C and SIGTERM save every update done so far; a loss,
-gradient or weight that is no longer finite stops the run and keeps the last finite
-checkpoint. Exit statuses (training.exits): 0 stopped by its rule or a budget, 1 a file
-failed, 2 a command-line mistake, 3 diverged, 130 Ctrl-C, 143 SIGTERM.
+It drives the algorithm a script hands it (:class:`Algorithm`): collect, then learn. Each update
+draws its noise and resets from a seed of (seed, update), so a resumed run continues as an
+uninterrupted one would. Ctrl-C and SIGTERM save every update done so far; a loss, gradient or
+weight no longer finite stops the run, keeping the last finite checkpoint (statuses: exits.py).
 """
 
 from __future__ import annotations
@@ -70,30 +68,18 @@ class TrainingError(Exception):
 
 
 class Trainer:
-    """Builds everything for one run and runs the loop; see :func:`train`."""
+    """One run: :meth:`start` builds it, :meth:`train` runs the loop; see :func:`train`."""
 
-    def __init__(
-        self,
-        settings: RunSettings,
-        script: Script,
-        resume: Path | None = None,
-        command: str | None = None,
-        on_update: UpdateCallback | None = None,
-    ) -> None:
-        # The run folder's lock before anything slow: a second writer is refused at once.
-        self.run = None if resume is None else RunFolder.open(resume, settings.tensorboard)
-        if self.run is not None and self.run.notice:
-            print(f"{script.name}: {self.run.notice}", file=sys.stderr)
-        self.settings, self.script, self.on_update = settings, script, on_update
-        self.envs = self.solve_check = None
-        try:  # whatever fails from here on, the folder's lock is released
-            self._build(resume, command)
-        except BaseException:
-            self.close()
-            raise
+    def __init__(self, settings: RunSettings, script: Script) -> None:
+        self.settings, self.script = settings, script
+        self.run = self.envs = self.solve_check = None
 
-    def _build(self, resume: Path | None, command: str | None) -> None:
+    def start(self, resume: Path | None, command: str | None) -> None:
         settings, script = self.settings, self.script
+        if resume is not None:  # the lock before anything slow: a second writer is refused at once
+            self.run = RunFolder.open(resume, settings.tensorboard)
+            if self.run.notice:
+                print(f"{script.name}: {self.run.notice}", file=sys.stderr)
         # TensorFlow loads here, not at import, so --help and a bad flag answer at once.
         from training.startup import import_tensorflow_quietly, seed_everything
 
@@ -158,7 +144,7 @@ class Trainer:
         naming = "episode" if episodes == UNTRAINED else self.settings.checkpoint_names
         return self.run.checkpoint_prefix(episodes, naming)
 
-    def train(self) -> TrainingResult:
+    def train(self, on_update: UpdateCallback | None = None) -> TrainingResult:
         from tqdm import tqdm
 
         settings, state = self.settings, self.state
@@ -183,8 +169,8 @@ class Trainer:
                             shown[name] = f"{losses[f'{name}_loss']:.3g}"
                     bar.set_postfix(shown, refresh=False)
                     stop_reason = self._stop_reason()
-                    if self.on_update is not None:
-                        self.on_update(self.progress(losses))
+                    if on_update is not None:
+                        on_update(self.progress(losses))
         except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM as Terminated
             stop_reason = "terminated" if isinstance(stop, Terminated) else "interrupted"
         except DivergenceError as error:
@@ -274,9 +260,8 @@ class Trainer:
             except DivergenceError as error:
                 stop_reason, divergence = "diverged", self._divergence(error)
         self.run.close_progress()  # the lock stays until summary.json is written
-        self.run.plot_learning_curve(
-            f"{self.script.name} ({settings.agent}, seed {settings.seed})", settings.stop_score
-        )
+        title = f"{self.script.name} ({settings.agent}, seed {settings.seed})"
+        self.run.plot_learning_curve(title, settings.stop_score)
         counts = (state.episodes, state.updates, state.env_steps, state.trained_steps)
         ending = (train_seconds, state.running_reward(), stop_reason == "solved", state.evaluations)
         result = TrainingResult(self.run.path, stop_reason, *counts, *ending, divergence)
@@ -301,10 +286,11 @@ def train(
 ) -> TrainingResult:
     """Train ``script``'s algorithm in a new run folder, or continue the run in ``resume``;
     ``command`` goes to its command.txt, ``on_update`` gets :meth:`Trainer.progress`."""
-    trainer = Trainer(settings, script, resume, command, on_update)
+    trainer = Trainer(settings, script)
     try:
-        return trainer.train()
-    finally:  # a failure mid-run (a full disk, a bug) still releases the run folder's lock
+        trainer.start(resume, command)
+        return trainer.train(on_update)
+    finally:  # a failure (a full disk, a bug) still releases the run folder's lock
         trainer.close()
 
 
