@@ -157,8 +157,7 @@ class RunState:
         return rows
 
     def counters(self) -> dict[str, Any]:
-        """Everything for the resume state, as arrays (the evaluations as JSON text: the
-        state loads without pickle)."""
+        """Everything for the resume state, as arrays (evaluations as JSON text: no pickle)."""
         counters = {name: getattr(self, name) for name in COUNTERS}
         evaluations = np.asarray(json.dumps(self.evaluations))
         arrays = {"scores": np.asarray(self.scores), "evaluations": evaluations}
@@ -174,8 +173,7 @@ class RunState:
 
 
 def variable_arrays(parts: list[tuple[str, Any, Any]]) -> dict[str, np.ndarray]:
-    """The weights and optimiser slots of ``(prefix, model, optimizer)`` parts as plain
-    arrays: what the resume state keeps of an algorithm."""
+    """The weights and optimiser slots of ``(prefix, model, optimizer)`` parts, as arrays."""
     return {
         f"{prefix}/{kind}_{i:03d}": np.asarray(variable.numpy())
         for prefix, model, optimizer in parts

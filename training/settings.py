@@ -129,8 +129,7 @@ class RunSettings:
     checkpoint_every: Count = 200
     """episodes between checkpoints"""
     checkpoint_names: Literal["course", "episode"] = "course"
-    """course: index of the last episode from 0 (199.keras, 399.keras, ...: what the course's
-    evaluation loads); episode: episodes trained (episode_000200.keras)"""
+    """course: 199.keras (last episode from 0) as the course loads; episode: episode_000200.keras"""
     runs_dir: str = "runs"
     """folder that receives the run folders"""
     threads: NonNegativeInt = 1
@@ -167,8 +166,7 @@ class RunSettings:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSettings:
-        """Settings from settings.json (or a sweep's trial): lists back to tuples, and keys
-        the class does not have are left out."""
+        """Settings from settings.json or a sweep's trial (lists to tuples, unknown keys out)."""
         known = {f.name for f in dataclasses.fields(cls)}
         hints, values = typing.get_type_hints(cls), {k: v for k, v in data.items() if k in known}
         for k, v in values.items():
@@ -243,11 +241,9 @@ class Command:
 
 
 def parse_command(script: Script, argv: list[str] | None = None) -> Command:
-    """``--preset``, ``--resume`` and ``--debug``, then one flag per settings field (tyro),
-    checked before anything starts: a mistake exits 2 with one line naming the flag.
-
-    Flags override the preset. With ``--resume`` the run keeps its settings.json: only the
-    fields in ``RESUMABLE`` may change (e.g. ``--max-episodes`` to train longer)."""
+    """``--preset``, ``--resume`` and ``--debug``, then one flag per settings field (tyro) over
+    the preset, checked before anything starts (a mistake: one line naming the flag, exit 2).
+    With ``--resume`` only the ``RESUMABLE`` fields may differ from the run's settings.json."""
     import tyro
 
     args = list(sys.argv[1:] if argv is None else argv)
