@@ -6,8 +6,7 @@ python -m training.gaussian_actor_critic --preset fast   # 32 environments: solv
 The course's variant 4 (see training/reinforce.py) with continuous actions. One update, read
 top to bottom in this file:
 
-1. collect ``episodes_per_update`` complete episodes, actions drawn from
-   N(mean(s), sigma(s)) and clipped to the action bounds [-3, 3];
+1. collect ``episodes_per_update`` episodes, actions from N(mean(s), sigma(s)) clipped to [-3, 3];
 2. G_t = r_t + gamma G_{t+1} per episode (``training.returns``);
 3. ``critic_steps`` Huber steps of the critic V(s) towards G_t;
 4. one actor step on ``-sum_t gamma^t A_t log pi(a_t | s_t)`` with A_t = G_t - V(s_t)
@@ -34,11 +33,10 @@ LOG_STD_OFFSET = -2.0
 # --- settings -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GaussianActorCriticSettings(core.RunSettings):
-    """Variant 5's settings, as the course by default: actor 4 -> 256 ReLU -> 256 ReLU with
-    heads mean = 3 tanh(.) and log sigma = 3 tanh(.) - 2; the sampled action is clipped to the
-    bounds [-3, 3] (not the course's [-2, 2]) and, as in the course, the loss scores the clipped
-    action; critic 4 -> 128 ReLU -> 1 with 10 Huber steps per episode; Adam 3e-5 (actor) and
-    1e-4 (critic); no early stop: 1000 episodes, a checkpoint every 200."""
+    """Variant 5's settings, as the course by default: actor 4 -> 256 ReLU -> 256 ReLU, heads
+    mean = 3 tanh(.) and log sigma = 3 tanh(.) - 2, the sampled action clipped to [-3, 3] (the
+    course: [-2, 2]) and scored clipped, as the course; critic 4 -> 128 ReLU -> 1 taking 10 Huber
+    steps per episode; Adam 3e-5 (actor), 1e-4 (critic); 1000 episodes, no early stop."""
 
     DIVERGENCE_SUSPECTS = (
         *("actor_learning_rate", "critic_learning_rate", "gamma", "clipnorm", "entropy_coef"),
@@ -163,7 +161,7 @@ class GaussianActorCritic:
         space, size = envs.single_action_space, envs.single_observation_space.shape[0]
         actions, seed, step = space.shape[0], settings.seed, settings.layer_seed_step
         self.actor = gaussian_policy(size, settings.actor_hidden, actions, seed, step)
-        self.exported = self.actor
+        self.exported = self.actor  # the agent saves the Gaussian policy itself
         critic_seed = seed + settings.critic_seed_offset
         self.critic = critic_network(size, settings.critic_hidden, critic_seed, step)
         adam = partial(keras.optimizers.Adam, clipnorm=settings.clipnorm)

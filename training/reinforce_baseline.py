@@ -3,11 +3,10 @@
 python -m training.reinforce_baseline                 # the course's variant 2
 python -m training.reinforce_baseline --preset fast   # vectorised, solves in seconds
 
-What it changes from variant 1 (training/reinforce.py holds the algorithm; VARIANTS there):
-a critic V(s), 4 -> 128 ReLU -> 1, trained with the Huber loss towards G_t (its own Adam,
-3e-4, one step per episode, before the actor step); the actor's weight is G_t - V(s_t), with
-V as it was while acting. The course saves another model than its actor at an early stop;
-this saves the actor.
+What it changes from variant 1 (training/reinforce.py holds the algorithm; VARIANTS there): a
+critic V(s), 4 -> 128 ReLU -> 1, takes one Huber step towards G_t (its own Adam, 3e-4) before
+each actor step, which weights by G_t - V(s_t) (V as it was while acting). At an early stop this
+saves the actor, where the course saves another model.
 """
 
 from training.loop import run_script

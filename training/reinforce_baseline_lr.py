@@ -3,10 +3,9 @@
 python -m training.reinforce_baseline_lr                 # the course's variant 3
 python -m training.reinforce_baseline_lr --preset fast   # vectorised, solves in seconds
 
-What it changes from variant 2 (training/reinforce.py holds the algorithm; VARIANTS there):
-the actor learns slower than the critic, 3e-5 against 1e-4, so the baseline settles before
-the policy moves. The fast preset keeps that lesson: its critic learns 3.3x faster than its
-actor, where variant 2's fast preset gives both the same rate.
+What it changes from variant 2 (training/reinforce.py holds the algorithm; VARIANTS there): the
+actor learns slower than the critic, 3e-5 against 1e-4, so the baseline settles before the
+policy moves; the fast preset keeps the lesson (a critic 3.3x faster than its actor).
 """
 
 from training.loop import run_script

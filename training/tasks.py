@@ -4,8 +4,6 @@ The agent classes carry their own ``env_id`` too (a submission bundle ships ``ag
 and cannot import this package); a test checks that the two agree.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 
 
