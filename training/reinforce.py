@@ -189,7 +189,7 @@ class Reinforce:
         self.actor_optimizer = adam(settings.actor_learning_rate)
         self.actor_optimizer.build(self.actor.trainable_variables)  # its slots exist for resume
         self.parts = [("actor", self.actor, self.actor_optimizer)]  # what the resume state keeps
-        self.critic = None
+        self.critic = self.critic_optimizer = None
         if settings.baseline:
             critic_seed = seed + settings.critic_seed_offset
             self.critic = mlp(size, settings.critic_hidden, 1, critic_seed, step, "critic")
