@@ -10,13 +10,13 @@ critic's squared error and an entropy bonus, with Stable-Baselines3's networks a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from training import settings as core
+from training.distributions import Categorical, Gaussian
 from training.loop import UpdateOutcome, run_script
 from training.tasks import TASKS
 
@@ -155,15 +155,11 @@ def log_prob_and_entropy(outputs, log_std, actions):
     """log pi(a|s) and the entropy: categorical over logits (no ``log_std``) or Gaussian."""
     from keras import ops
 
-    if log_std is None:  # each with its own log_softmax, as the shipped weights were trained
-        actions = ops.expand_dims(ops.cast(actions, "int32"), -1)
-        picked = ops.take_along_axis(ops.log_softmax(outputs, axis=-1), actions, axis=-1)
-        log_p = ops.log_softmax(outputs, axis=-1)
-        return ops.squeeze(picked, axis=-1), -ops.sum(ops.exp(log_p) * log_p, axis=-1)
-    log_std, log_2pi = ops.broadcast_to(log_std, ops.shape(outputs)), math.log(2.0 * math.pi)
-    z = (ops.cast(actions, "float32") - outputs) * ops.exp(-log_std)
-    log_prob = ops.sum(-0.5 * ops.square(z) - log_std - 0.5 * log_2pi, axis=-1)
-    return log_prob, ops.sum(0.5 + 0.5 * log_2pi + log_std, axis=-1)
+    if log_std is None:
+        policy = Categorical(outputs)
+    else:  # the state-independent log-std, one per action dimension, for every sample
+        policy = Gaussian(outputs, ops.broadcast_to(log_std, ops.shape(outputs)))
+    return policy.log_prob(actions), policy.entropy()
 
 
 def clipped_surrogate(log_probs, old_log_probs, advantages, clip_range, weights):
@@ -258,6 +254,7 @@ class PPO:
 
         self.settings = s = settings
         size, space = envs.single_observation_space.shape[0], envs.single_action_space
+        self.space = space
         self.bounds = (space.low, space.high) if isinstance(space, gym.spaces.Box) else None
         self.action_dtype = np.int32 if self.bounds is None else np.float32
         outputs = int(space.n) if self.bounds is None else space.shape[0]
@@ -286,30 +283,20 @@ class PPO:
 
     def policy(self, greedy: bool = False):
         """The NumPy policy: (actions for the environments, clipped; actions to learn from)."""
+        from training.rollouts import make_policy
+
         self.actor_forward.refresh()  # the current weights
-        forward, bounds, rms = self.actor_forward, self.bounds, None
-        std = None if bounds is None else np.exp(self.log_std.numpy().astype(np.float32))
-        if greedy and self.obs_rms is not None:  # standardised as the wrapper does
-            rms = (self.obs_rms.mean, np.sqrt(self.obs_rms.var + EPSILON))
+        forward, rms = self.actor_forward, self.obs_rms if greedy else None
+        log_std = None if self.bounds is None else self.log_std.numpy().astype(np.float32)
+        if rms is not None:  # standardised as the wrapper does
+            mean, scale = rms.mean, np.sqrt(rms.var + EPSILON)
 
-        def act(observations: np.ndarray, rng: np.random.Generator):
+        def outputs(observations: np.ndarray):
             if rms is not None:
-                observations = ((observations - rms[0]) / rms[1]).astype(np.float32)
-            outputs = forward(observations)
-            if bounds is not None:  # mean + sigma * z with z ~ N(0, 1)
-                noise = None if greedy else rng.standard_normal(outputs.shape)
-                actions = (outputs if greedy else outputs + std * noise).astype(np.float32)
-                return np.clip(actions, *bounds).astype(np.float32), actions
-            logits = outputs.astype(np.float64)
-            if greedy:
-                return logits.argmax(axis=-1), logits.argmax(axis=-1)
-            probabilities = np.exp(logits - logits.max(axis=-1, keepdims=True))
-            probabilities /= probabilities.sum(axis=-1, keepdims=True)
-            draws = rng.random(len(logits))[:, None]  # inverse-CDF sampling
-            actions = (np.cumsum(probabilities, axis=-1)[:, :-1] < draws).sum(axis=-1)
-            return actions, actions
+                observations = ((observations - mean) / scale).astype(np.float32)
+            return forward(observations) if log_std is None else (forward(observations), log_std)
 
-        return act
+        return make_policy(outputs, self.space, greedy)
 
     def greedy_policy(self):
         return self.policy(greedy=True)
