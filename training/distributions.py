@@ -11,9 +11,13 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from agents.numpy_forward import softmax  # the agents' own: one softmax for acting and rollouts
-
 LOG_2PI = math.log(2.0 * math.pi)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities along the last axis, shifted by the max so exp cannot overflow."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 class Categorical:
