@@ -66,13 +66,10 @@ def gae_advantages(
     gamma: float,
     gae_lambda: float,
 ) -> np.ndarray:
-    """Generalised advantage estimates over a time-major rollout (T, ...), in float64.
-
-    ``delta_t = r_t + gamma * (1 - terminated_t) * next_values[t] - values[t]``: a failure has
-    no future, but a time-limit cut or the rollout's end bootstraps from the value of the
-    observation step t returned. ``A_t = delta_t + gamma * lambda * (1 - ended_t) * A_{t+1}``
-    stops at every episode's end. The critic's targets are ``A_t + values[t]``.
-    """
+    """GAE over a time-major rollout (T, ...), in float64. ``delta_t = r_t + gamma * (1 -
+    terminated_t) * next_values[t] - values[t]``: a failure has no future, a time-limit cut or the
+    rollout's end bootstraps from what step t returned. ``A_t = delta_t + gamma * lambda * (1 -
+    ended_t) * A_{t+1}`` stops at every episode's end."""
     rewards = np.asarray(rewards, dtype=np.float64)
     future = gamma * (1.0 - np.asarray(terminated, dtype=np.float64))
     continues = gamma * gae_lambda * (1.0 - np.asarray(ended, dtype=np.float64))
@@ -86,11 +83,10 @@ def gae_advantages(
 
 
 class RewardNormaliser:
-    """Rewards over the running std of each environment's discounted return, clipped to
-    +/- ``clip``, as SB3's ``VecNormalize``: the return takes valid steps only and restarts
-    after every episode's end. Not gymnasium's ``NormalizeReward``: the scores must stay in the
-    task's units, and it neither clips nor restarts after a time-limit cut (nor resumes exactly).
-    """
+    """Rewards over the running std of each environment's discounted return (valid steps only,
+    restarting after every end), clipped to +/- ``clip``, as SB3's ``VecNormalize``. Not gymnasium's
+    ``NormalizeReward``: scores stay in the task's units here, and it neither clips, restarts
+    after a cut, nor resumes exactly."""
 
     FIELDS = ("mean", "var", "count")  # the statistics' arrays in the resume state
 

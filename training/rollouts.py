@@ -57,11 +57,9 @@ def check_next_step_autoreset(envs: gym.vector.VectorEnv) -> None:
 def make_policy(
     forward: NumpyForward, space: gym.Space, greedy: bool = False, learn_clipped: bool = False
 ) -> Policy:
-    """Sample from (or, ``greedy``, take the mode of) the action space's distribution.
-
-    Box actions are clipped for the environment; the loss scores the unclipped sample (an
-    unbiased gradient) or, with ``learn_clipped``, the clipped action as the course does.
-    """
+    """Sample from (``greedy``: the mode of) the space's distribution. Box actions are clipped for
+    the environment; the loss scores the unclipped sample (an unbiased gradient) or, with
+    ``learn_clipped``, the clipped action as the course does."""
     distribution = distribution_for(space)
     box = isinstance(space, gym.spaces.Box)
 
@@ -105,13 +103,9 @@ def collect(
     rng: np.random.Generator,
     reset_seed: int,
 ) -> EpisodeBatch:
-    """Step the environments until the first ``num_episodes`` episodes to START have ended.
-
-    Choosing episodes when they start, before their length is known, keeps the batch an
-    unbiased sample (the first to END would favour short ones). An environment whose episode
-    ends starts the next one still wanted. Under next-step autoreset the step after an end is
-    a reset step (action ignored, reward 0) that belongs to no episode.
-    """
+    """Step the environments until the first ``num_episodes`` episodes to START have ended:
+    chosen before their length is known, they are an unbiased sample (the first to END would
+    favour short ones). The step after an end is a reset step that belongs to no episode."""
     check_next_step_autoreset(envs)
     num_envs = envs.num_envs
     episode_of = np.where(np.arange(num_envs) < num_episodes, np.arange(num_envs), -1)
@@ -173,12 +167,9 @@ def collect(
 
 @dataclass
 class Rollout:
-    """``steps`` consecutive steps of every environment, time-major (T, N, ...).
-
-    The step after an episode's end is an autoreset step (action ignored, reward 0, in no
-    episode): ``valid`` is False there and the loss skips it. ``observations[t + 1]`` is what
-    step t returned (after a time-limit cut, the episode's final observation).
-    """
+    """``steps`` consecutive steps of every environment, time-major (T, N, ...); the loss skips
+    autoreset steps (``valid`` False). ``observations[t + 1]`` is what step t returned (after a
+    time-limit cut, the episode's final observation)."""
 
     observations: np.ndarray  # (T + 1, N, obs) float32
     actions: np.ndarray  # (T, N) int or (T, N, act) float32: the actions to learn from
@@ -204,12 +195,9 @@ RMS_FIELDS = ("mean", "var", "count")
 
 
 class RolloutCollector:
-    """Fixed-length rollouts whose episodes run on from one rollout to the next (PPO's way).
-
-    ``normalise_observations`` wraps the envs in gymnasium's ``NormalizeObservation``, whose
-    ``obs_rms`` takes every observation, resets included (as SB3's ``VecNormalize``).
-    Call :meth:`reset` once before the first rollout.
-    """
+    """Fixed-length rollouts whose episodes run on from one rollout to the next (PPO's way);
+    :meth:`reset` once first. ``normalise_observations``: gymnasium's ``NormalizeObservation``,
+    whose ``obs_rms`` takes every observation, resets included (as SB3's ``VecNormalize``)."""
 
     def __init__(self, envs: gym.vector.VectorEnv, normalise_observations: bool = False) -> None:
         check_next_step_autoreset(envs)
@@ -283,9 +271,8 @@ def _rng_state(generator: np.random.Generator) -> np.ndarray:
 
 
 def environment_state(envs: gym.vector.VectorEnv) -> dict[str, np.ndarray]:
-    """Everything that decides how ``envs`` continue, as plain arrays (npz, no pickle): the
-    native CartPole vector env, or a synchronous one of MuJoCo envs (their full integration
-    state, so the continuation is exact)."""
+    """What decides how ``envs`` (CartPole's native vector env, or synchronous MuJoCo envs with
+    their full integration state) continue, as plain arrays (npz, no pickle)."""
     from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
     vector = envs.unwrapped

@@ -30,15 +30,11 @@ def set_quiet_environment(headless: bool = True) -> None:
 
 
 def import_tensorflow_quietly() -> None:
-    """Import TensorFlow and Keras without their start-up lines on stderr.
-
-    Their C++ side writes to file descriptor 2 before absl is set up, which
-    ``TF_CPP_MIN_LOG_LEVEL`` does not reach; listing the devices in the same block hides "failed
-    call to cuInit" on machines without a GPU (and does not start the runtime, so thread
-    settings still apply). Import errors still raise. matplotlib is hidden meanwhile (``None``
-    in ``sys.modules`` reads as not installed): Keras' unused gallery helpers would import
-    pyplot, 0.5 s here.
-    """
+    """Import TensorFlow and Keras without the start-up lines their C++ side writes to fd 2
+    (``TF_CPP_MIN_LOG_LEVEL`` does not reach them); listing the devices in the block hides
+    "failed call to cuInit" without a GPU and does not start the runtime (thread settings still
+    apply). matplotlib is hidden meanwhile (``None`` in ``sys.modules``): Keras' unused gallery
+    helpers would import pyplot, 0.5 s."""
     if "tensorflow" in sys.modules:
         return
     set_quiet_environment()

@@ -1,9 +1,8 @@
 """Sweeps on Ray Tune: many seeds, a grid of settings or an Optuna search, here or on a cluster.
 
-Each trial is one ``training.loop.train`` call on a script's fast preset, reporting to Tune
-after every update; Tune does the rest (grid_search, OptunaSearch over the script's
-``search_space()``, schedulers, a Stopper, actors reused so TensorFlow loads once per worker,
-the ResultGrid). Trials' settings are built before Ray starts: a mistake is one line."""
+A trial is one ``training.loop.train`` on a script's fast preset, reporting to Tune after every
+update; Tune does the rest, reusing actors so TensorFlow loads once per worker. Trials'
+settings are built before Ray starts: a mistake is one line."""
 
 from __future__ import annotations
 
@@ -76,7 +75,6 @@ def build_parser() -> OneLineParser:
 
 
 def load_script(name: str) -> Script:
-    """``training.<name>``'s SCRIPT."""
     found = name.isidentifier() and importlib.util.find_spec(f"training.{name}")
     module = importlib.import_module(f"training.{name}") if found else None
     if not isinstance(getattr(module, "SCRIPT", None), Script):
@@ -85,8 +83,7 @@ def load_script(name: str) -> Script:
 
 
 def convert(value: Any, kind: Any, where: str) -> Any:
-    """A value as typed (or as Tune drew it) in the field's type: Python scalars, tuples from
-    64x64 (Optuna's choices are scalars). Bounds and choices are the settings' checks."""
+    """A value as typed (or as Tune drew it) in the field's type; the settings check the rest."""
     words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
     try:
         if not isinstance(value, str):  # drawn by Tune: a NumPy scalar, or a list for a tuple
@@ -330,11 +327,10 @@ def run_trials(plan: Namespace, script: Script, space: dict) -> tuple:
 
     class PrintTrial(tune.Callback):  # a line per trial that ends (a failed one's: the table)
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            last, values = trial.last_result, {"seed": trial.config["seed"]}
-            values = report.describe({**values, **decode(script, trial.config)})
-            seconds = last.get("wall_time", 0.0)  # none: stopped before its first update
-            outcome = f"{last.get('stop_reason', 'pruned or stopped')}, {seconds:.1f} s"
-            print(f"  trial {values}: {outcome}", flush=True)
+            last, seed = trial.last_result, {"seed": trial.config["seed"]}
+            values = report.describe({**seed, **decode(script, trial.config)})
+            outcome = last.get("stop_reason", "pruned or stopped")  # no wall_time: no update
+            print(f"  trial {values}: {outcome}, {last.get('wall_time', 0.0):.1f} s", flush=True)
 
     _SIGNALS.clear()
     previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
