@@ -70,8 +70,8 @@ class TrainingError(Exception):
 class Trainer:
     """One run: :meth:`start` builds it, :meth:`train` runs the loop; see :func:`train`."""
 
-    def __init__(self, settings: RunSettings, script: Script) -> None:
-        self.settings, self.script = settings, script
+    def __init__(self, settings: RunSettings, script: Script, curve: bool = True) -> None:
+        self.settings, self.script, self.curve = settings, script, curve
         self.run = self.envs = self.solve_check = None
 
     def start(self, resume: Path | None, command: str | None) -> None:
@@ -260,8 +260,9 @@ class Trainer:
             except DivergenceError as error:
                 stop_reason, divergence = "diverged", self._divergence(error)
         self.run.close_progress()  # the lock stays until summary.json is written
-        title = f"{self.script.name} ({settings.agent}, seed {settings.seed})"
-        self.run.plot_learning_curve(title, settings.stop_score)
+        if self.curve:  # a sweep draws its trials' curves once, at its end
+            title = f"{self.script.name} ({settings.agent}, seed {settings.seed})"
+            self.run.plot_learning_curve(title, settings.stop_score)
         counts = (state.episodes, state.updates, state.env_steps, state.trained_steps)
         ending = (train_seconds, state.running_reward(), stop_reason == "solved", state.evaluations)
         result = TrainingResult(self.run.path, stop_reason, *counts, *ending, divergence)
@@ -283,10 +284,12 @@ def train(
     resume: Path | None = None,
     command: str | None = None,
     on_update: UpdateCallback | None = None,
+    curve: bool = True,
 ) -> TrainingResult:
     """Train ``script``'s algorithm in a new run folder, or continue the run in ``resume``;
-    ``command`` goes to its command.txt, ``on_update`` gets :meth:`Trainer.progress`."""
-    trainer = Trainer(settings, script)
+    ``command`` goes to its command.txt, ``on_update`` gets :meth:`Trainer.progress`, and
+    ``curve`` draws learning_curve.png at the end."""
+    trainer = Trainer(settings, script, curve)
     try:
         trainer.start(resume, command)
         return trainer.train(on_update)

@@ -275,7 +275,7 @@ def run_trial(config: dict[str, Any], plan: Namespace) -> None:
         objective = report.objective(values.get("solved", False), *limits)
         tune.report({**values, "greedy_score": greedy, "objective": objective})
 
-    result = train(settings, script, None, plan.command, send)
+    result = train(settings, script, None, plan.command, send, curve=False)  # drawn at the end
     greedy = result.greedy_figure[1] if result.greedy_figure else None
     final = {"wall_time": result.train_seconds, "greedy_score": greedy, "finished": True}
     send({**result.to_json(), **final})
