@@ -42,7 +42,6 @@ RAY_ENVIRONMENT |= {"RAY_gcs_server_port_wait_time_s": "5"}
 RAY_ENVIRONMENT |= dict.fromkeys(
     ("RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S", "RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S"), "3"
 )
-DISTRIBUTIONS = "loguniform:A:B, uniform:A:B, int:A:B (both included) or choice:A,B"
 _SIGNALS: list[int] = []  # SIGINT or SIGTERM received: Tune's stopper reads it
 
 
@@ -59,11 +58,9 @@ def build_parser() -> OneLineParser:
     add("--first-seed", type=int, default=1, help="the first seed; a search trains it [1]")
     grid_help = "a setting's values (repeatable: the grid is their product; tuples as 64x64)"
     add("--grid", action="append", default=[], metavar="KEY=V1,V2", help=grid_help)
-    search_help = "optuna: --samples settings drawn by Optuna [grid: each setting x each seed]"
+    search_help = "optuna: --samples settings from the script's search_space() [grid: each x seed]"
     add("--search", choices=("grid", "optuna"), default="grid", help=search_help)
     add("--samples", type=int, help="with --search optuna: how many trials")
-    space_help = f"with --search optuna: {DISTRIBUTIONS} [the script's search_space()]"
-    add("--space", action="append", default=[], metavar="KEY=DIST", help=space_help)
     prune_help = "stop trials whose running reward lags at equal training time [none]"
     add("--scheduler", choices=("none", "asha", "median"), default="none", help=prune_help)
     add("--address", help="local, auto, HOST:PORT or ray://HOST:PORT [RAY_ADDRESS, else local]")
@@ -100,53 +97,28 @@ def convert(value: Any, kind: Any, where: str) -> Any:
         raise SweepError(f"{where}: expected {expected.get(kind, 'numbers as 64x64')}") from None
 
 
-def keyed_items(items: list[str], script: Script, flag: str) -> dict[str, tuple[str, Any]]:
-    """``KEY=TEXT`` items as {field: (text, field type)}; keys may use dashes."""
+def parse_grid(items: list[str], script: Script) -> dict[str, list[Any]]:
+    """``KEY=V1,V2`` items as {field: values in its type}; keys may use dashes."""
     kinds = typing.get_type_hints(script.settings_class)
     valid = [f.name for f in dataclasses.fields(script.settings_class) if f.name not in RESERVED]
-    keyed: dict[str, tuple[str, Any]] = {}
+    grid: dict[str, list[Any]] = {}
     for key, _, text in (item.partition("=") for item in items):
-        if not text.strip() or (name := key.strip().replace("-", "_")) in keyed:
-            raise SweepError(f"{flag} {key!r}: expected {flag[2:].upper()} KEY=..., once per key")
+        if not text.strip() or (name := key.strip().replace("-", "_")) in grid:
+            raise SweepError(f"--grid {key!r}: expected GRID KEY=..., once per key")
         if name not in valid:
             why = "is set by the sweep" if name in RESERVED else "is not a setting"
-            raise SweepError(f"{flag} {name} {why}; valid keys: {', '.join(valid)}")
-        keyed[name] = (text, kinds[name])
-    return keyed
+            raise SweepError(f"--grid {name} {why}; valid keys: {', '.join(valid)}")
+        grid[name] = [convert(v, kinds[name], f"--grid {name}={v}") for v in text.split(",")]
+    return grid
 
 
-def parse_space(items: list[str], script: Script) -> dict[str, Any]:
-    """``KEY=DIST`` items as Tune's distributions (tuple choices as 64x64: Optuna's are scalars)."""
-    from ray import tune
-
-    space = {}
-    for name, (text, kind) in keyed_items(items, script, "--space").items():
-        where, (shape, _, rest) = f"--space {name}={text}", text.partition(":")
-        if shape == "choice" and rest:
-            values = [(convert(v, kind, where), v) for v in rest.split(",")]
-            space[name] = tune.choice([t if isinstance(v, tuple) else v for v, t in values])
-            continue
-        if shape not in ("loguniform", "uniform", "int") or rest.count(":") != 1:
-            raise SweepError(f"{where}: expected {DISTRIBUTIONS}")
-        low, high = (convert(b, int if shape == "int" else float, where) for b in rest.split(":"))
-        if not math.isfinite(low) or not high > low or (shape == "loguniform" and low <= 0):
-            raise SweepError(f"{where}: expected finite bounds with A below B (and above 0)")
-        make = {"loguniform": tune.loguniform, "uniform": tune.uniform, "int": tune.randint}
-        space[name] = make[shape](low, high + (shape == "int"))  # randint leaves out its high
-    return space
-
-
-def describe_space(domain: Any) -> tuple[str, list[Any]]:
-    """A Tune distribution as --space spells it, and its bounds or choices (checked before Ray)."""
-    from ray import tune
+def ends(domain: Any) -> list[Any]:
+    """A Tune distribution's choices, or its lowest and highest values (checked before Ray)."""
     from ray.tune.search.sample import Categorical, Integer
 
     if isinstance(domain, Categorical):
-        return f"choice:{','.join(map(str, domain.categories))}", list(domain.categories)
-    low, high, log = domain.lower, domain.upper - isinstance(domain, Integer), domain.get_sampler()
-    log = isinstance(log, type(tune.loguniform(1, 2).get_sampler()))
-    shape = "int" if isinstance(domain, Integer) else "loguniform" if log else "uniform"
-    return f"{shape}:{low:g}:{high:g}", [low, high]
+        return list(domain.categories)
+    return [domain.lower, domain.upper - isinstance(domain, Integer)]  # randint leaves out upper
 
 
 def decode(script: Script, config: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +138,7 @@ def check_trials(script: Script, plan: Namespace, space: dict[str, Any]) -> RunS
     """Every grid setting's settings, and each distribution's bounds or choices (alone and all
     together), built with the first and last seed: what the settings refuse fails here."""
     cases = [dict(zip(plan.grid, v, strict=True)) for v in itertools.product(*plan.grid.values())]
-    spans = {name: describe_space(domain)[1] for name, domain in space.items()}
+    spans = {name: ends(domain) for name, domain in space.items()}
     cases += [{name: value} for name, values in spans.items() for value in values]
     cases += [{name: values[end] for name, values in spans.items()} for end in (0, -1)]
     for case, seed in itertools.product(cases, sorted({plan.seeds[0], plan.seeds[-1]})):
@@ -176,14 +148,15 @@ def check_trials(script: Script, plan: Namespace, space: dict[str, Any]) -> RunS
             name, value = error.name, {**plan.fixed, **case}.get(error.name)
             where = f"--grid {report.describe({name: value} if value is not None else case)}"
             where = where if value is not None or case else f"--script {script.name}"
-            where = f"--space {name}={plan.space[name]} (at {value})" if name in space else where
+            if name in space:
+                where = f"training.{script.name}.search_space() {name} (at {value})"
             raise SweepError(f"{where}: {error}") from None
     return settings
 
 
 def make_plan(args: Namespace) -> tuple[Script, dict[str, Any]]:
     """The flags checked with every trial's settings; ``args`` becomes the plan (``grid``,
-    ``space`` as --space spells it, ``fixed``: what all trials share, ``keys``: what varies,
+    ``space`` as summary.json shows it, ``fixed``: what all trials share, ``keys``: what varies,
     ``seeds``, ``budget`` and ``threshold``). Returns the script and Tune's search space."""
     optuna, cluster = args.search == "optuna", args.address or os.environ.get("RAY_ADDRESS")
     for problem, message in [
@@ -191,30 +164,25 @@ def make_plan(args: Namespace) -> tuple[Script, dict[str, Any]]:
         (args.cpus and cluster not in (None, "local"), "--cpus sizes a private Ray, not a "
          "cluster: add --address local"),
         (optuna and (args.samples or 0) < 1, "--search optuna needs --samples N (N >= 1)"),
-        (not optuna and (args.samples or args.space), "--samples and --space need --search optuna"),
+        (not optuna and args.samples, "--samples needs --search optuna"),
         (optuna and args.seeds != 1, "--search optuna trains one seed per sample (--first-seed)"),
     ]:  # fmt: skip
         if problem:
             raise SweepError(message)
     script = load_script(args.script)
-    grid = {
-        name: [convert(v, kind, f"--grid {name}={v}") for v in text.split(",")]
-        for name, (text, kind) in keyed_items(args.grid, script, "--grid").items()
-    }
+    grid = parse_grid(args.grid, script)
     args.fixed = {} if args.max_seconds is None else {"max_seconds": args.max_seconds}
     space: dict[str, Any] = {}
     if optuna:
         if many := [key for key, values in grid.items() if len(values) > 1]:
-            raise SweepError(f"--grid {many[0]}: one value with --search optuna, or --space")
+            raise SweepError(f"--grid {many[0]}: one value with --search optuna")
         args.fixed, grid = {**args.fixed, **{key: values[0] for key, values in grid.items()}}, {}
-        space = parse_space(args.space, script) if args.space else {}
-        space = space or (script.search_space() if script.search_space else {})
-        if not space:
-            raise SweepError(f"--search optuna: give --space (training.{script.name} has none)")
-        if clash := sorted(set(space) & set(args.fixed)):
-            raise SweepError(f"--space {clash[0]} is also fixed by --grid or --max-seconds")
+        space = script.search_space() if script.search_space else {}  # less what --grid fixes
+        if not (space := {name: d for name, d in space.items() if name not in args.fixed}):
+            why = "has nothing that --grid does not fix"
+            raise SweepError(f"--search optuna: training.{script.name}.search_space() {why}")
     args.seeds = tuple(range(args.first_seed, args.first_seed + args.seeds))
-    args.grid, args.space = grid, {name: describe_space(d)[0] for name, d in space.items()}
+    args.grid, args.space = grid, {k: f"{type(d).__name__} {ends(d)}" for k, d in space.items()}
     args.keys = [*args.grid, *args.space]
     first = check_trials(script, args, space)
     if (optuna or args.scheduler != "none") and first.max_seconds <= 0:
