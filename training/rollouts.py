@@ -14,6 +14,7 @@ from gymnasium.wrappers.vector import NormalizeObservation, RecordEpisodeStatist
 
 from agents.model_config import keras_arrays, plan_of_keras_model
 from training.distributions import distribution_for
+from training.returns import RewardNormaliser
 
 # policy(observations, rng) -> (actions for env.step, actions to learn from)
 Policy = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
@@ -114,9 +115,8 @@ def collect(
     observations, _ = envs.reset(seed=reset_seed)
     observation_log, action_log, reward_log, id_log = [], [], [], []
     scores = np.zeros(num_episodes, dtype=np.float64)
-    final_observations = np.zeros(
-        (num_episodes, envs.single_observation_space.shape[0]), dtype=np.float32
-    )
+    size = envs.single_observation_space.shape[0]
+    final_observations = np.zeros((num_episodes, size), dtype=np.float32)
     cut = np.zeros(num_episodes, dtype=bool)
     while (episode_of >= 0).any():
         env_actions, learned_actions = policy(observations, rng)
@@ -189,9 +189,8 @@ class Rollout:
         return int(self.valid.sum())
 
 
-#: The collector's side of the episodes in flight, and a gymnasium ``RunningMeanStd``'s fields.
-IN_FLIGHT = ("observations", "resetting", "episode_scores", "episode_lengths")
-RMS_FIELDS = ("mean", "var", "count")
+IN_FLIGHT = ("observations", "resetting", "episode_scores", "episode_lengths")  # the collector's
+RMS_FIELDS = RewardNormaliser.FIELDS  # a gymnasium RunningMeanStd's, as the rewards' statistics
 
 
 class RolloutCollector:
