@@ -18,8 +18,7 @@ from agents import AGENT_CLASSES
 from training import ppo
 from training.loop import train
 from training.ppo import SCRIPT, clipped_surrogate, minibatch_indices, schedule_fraction
-from training.returns import RewardNormaliser, gae_advantages
-from training.rollouts import RolloutCollector, make_envs
+from training.rollouts import RewardNormaliser, RolloutCollector, gae_advantages, make_envs
 from training.settings import SettingError
 from training.tasks import TASKS
 

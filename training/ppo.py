@@ -249,8 +249,7 @@ class PPO:
         import gymnasium as gym
         import keras
 
-        from training.returns import RewardNormaliser
-        from training.rollouts import NumpyForward, RolloutCollector
+        from training.rollouts import NumpyForward, RewardNormaliser, RolloutCollector
 
         self.settings = s = settings
         size, space = envs.single_observation_space.shape[0], envs.single_action_space
@@ -318,7 +317,7 @@ class PPO:
 
     def learn(self, experience) -> UpdateOutcome:
         """GAE on the rollout (in NumPy), then the compiled update."""
-        from training.returns import gae_advantages
+        from training.rollouts import gae_advantages
 
         s, (rollout, minibatches) = self.settings, experience
         self.learned = {f"episodes/{k}": v for k, v in self.collector.state().items()}

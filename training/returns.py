@@ -1,5 +1,6 @@
-"""Discounted returns, per-step discounts, standardisation, GAE and reward normalisation, over
-padded episode batches or fixed-length rollouts (tested against hand-worked values)."""
+"""The course scripts' returns over padded episode batches: discounted returns, per-step
+discounts and standardisation (tested against hand-worked values). PPO's GAE lives with its
+rollouts, in training.rollouts."""
 
 from __future__ import annotations
 
@@ -55,66 +56,3 @@ def step_discounts(mask: np.ndarray, gamma: float, discount_weighting: bool) -> 
         return mask.astype(np.float32)
     powers = gamma ** np.arange(mask.shape[1], dtype=np.float64)
     return (powers[None, :] * mask).astype(np.float32)
-
-
-def gae_advantages(
-    rewards: np.ndarray,
-    values: np.ndarray,
-    next_values: np.ndarray,
-    terminated: np.ndarray,
-    ended: np.ndarray,
-    gamma: float,
-    gae_lambda: float,
-) -> np.ndarray:
-    """GAE over a time-major rollout (T, ...), in float64. ``delta_t = r_t + gamma * (1 -
-    terminated_t) * next_values[t] - values[t]``: a failure has no future, a time-limit cut or the
-    rollout's end bootstraps from what step t returned. ``A_t = delta_t + gamma * lambda * (1 -
-    ended_t) * A_{t+1}`` stops at every episode's end."""
-    rewards = np.asarray(rewards, dtype=np.float64)
-    future = gamma * (1.0 - np.asarray(terminated, dtype=np.float64))
-    continues = gamma * gae_lambda * (1.0 - np.asarray(ended, dtype=np.float64))
-    deltas = rewards + future * next_values - np.asarray(values, dtype=np.float64)
-    advantages = np.zeros_like(deltas)
-    running = np.zeros(deltas.shape[1:])
-    for t in range(len(deltas) - 1, -1, -1):
-        running = deltas[t] + continues[t] * running
-        advantages[t] = running
-    return advantages
-
-
-class RewardNormaliser:
-    """Rewards over the running std of each environment's discounted return (valid steps only,
-    restarting after every end), clipped to +/- ``clip``, as SB3's ``VecNormalize``. Not gymnasium's
-    ``NormalizeReward``: scores stay in the task's units here, and it neither clips, restarts
-    after a cut, nor resumes exactly."""
-
-    FIELDS = ("mean", "var", "count")  # the statistics' arrays in the resume state
-
-    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0) -> None:
-        from gymnasium.wrappers.utils import RunningMeanStd
-
-        self.statistics = RunningMeanStd()
-        self.returns = np.zeros(num_envs)
-        self.gamma = gamma
-        self.clip = clip
-
-    def __call__(self, rewards: np.ndarray, valid: np.ndarray, ended: np.ndarray) -> np.ndarray:
-        """A time-major rollout's rewards (T, N), normalised; ``valid`` and ``ended`` (T, N)."""
-        rewards = np.asarray(rewards, dtype=np.float64).copy()
-        for t, (steps, end) in enumerate(zip(valid, ended, strict=True)):
-            self.returns[steps] = self.returns[steps] * self.gamma + rewards[t, steps]
-            if steps.any():
-                self.statistics.update(self.returns[steps])
-            scaled = rewards[t] / np.sqrt(self.statistics.var + EPSILON)
-            rewards[t] = np.clip(scaled, -self.clip, self.clip)
-            self.returns[end] = 0.0
-        return rewards
-
-    def state(self, prefix: str) -> dict[str, np.ndarray]:
-        arrays = {f"{prefix}{k}": np.array(getattr(self.statistics, k)) for k in self.FIELDS}
-        return {**arrays, f"{prefix}returns": self.returns.copy()}
-
-    def load_state(self, arrays: dict[str, np.ndarray], prefix: str) -> None:
-        for key in self.FIELDS:
-            setattr(self.statistics, key, np.array(arrays[f"{prefix}{key}"]))
-        self.returns = np.array(arrays[f"{prefix}returns"])
