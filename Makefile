@@ -47,7 +47,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 submit: $(STAMP)
 	$(BIN)/python submit.py --agent $(AGENT)

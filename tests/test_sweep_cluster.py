@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -96,7 +97,10 @@ def head(tmp_path_factory) -> Iterator[Head]:
     ray_command = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
     command = [ray_command, "start", "--head", "--block", f"--num-cpus={HEAD_CPUS}"]
     command += [f"{flag}={port}" for flag, port in ports.items()]
-    command += ["--include-dashboard=false", f"--temp-dir={folder / 'ray'}"]
+    # Ray's sockets live under its temp dir, and a Unix socket path has at most 107 bytes:
+    # pytest's own temp paths (longer under pytest-xdist) leave too little, so a short one.
+    ray_dir = Path(tempfile.mkdtemp(prefix="ray-head-", dir="/tmp"))
+    command += ["--include-dashboard=false", f"--temp-dir={ray_dir}"]
     log = folder / "head.log"
     with log.open("w") as stream:
         process = subprocess.Popen(
@@ -117,6 +121,7 @@ def head(tmp_path_factory) -> Iterator[Head]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)  # its own session: only what it started
             process.wait()
+        shutil.rmtree(ray_dir, ignore_errors=True)
 
 
 def sweep(address: str, out: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
