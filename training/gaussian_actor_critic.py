@@ -230,15 +230,12 @@ class GaussianActorCritic:
         return collect(self.envs, self.policy, self.settings.episodes_per_update, rng, reset_seed)
 
     def learn(self, batch: Any) -> UpdateOutcome:
-        from training.returns import discounted_returns, step_discounts, tail_discounts
+        from training.returns import episode_targets
 
-        s, mask = self.settings, batch.mask
-        returns = discounted_returns(batch.rewards, s.gamma, mask).astype(np.float32)
-        discounts = step_discounts(mask, s.gamma, s.discount_weighting)
-        bootstrap = batch.truncated & s.bootstrap_truncated
-        tails = tail_discounts(batch.lengths, bootstrap, mask.shape[1], s.gamma)
-        observations, finals = batch.observations, batch.final_observations
-        outputs = self.update(observations, batch.actions, returns, discounts, mask, finals, tails)
+        s = self.settings
+        returns, discounts, tails = episode_targets(batch, s)
+        inputs = (batch.observations, batch.actions, returns, discounts, batch.mask)
+        outputs = self.update(*inputs, batch.final_observations, tails)
         loss, critic_loss, entropy, actor_norm, critic_norm = map(float, outputs)
         losses = dict(actor_loss=loss, critic_loss=critic_loss, entropy=entropy)
         mean_norm = critic_norm / s.critic_steps  # over the critic's steps

@@ -4,6 +4,8 @@ rollouts, in training.rollouts."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 EPSILON = 1e-8
@@ -56,3 +58,14 @@ def step_discounts(mask: np.ndarray, gamma: float, discount_weighting: bool) -> 
         return mask.astype(np.float32)
     powers = gamma ** np.arange(mask.shape[1], dtype=np.float64)
     return (powers[None, :] * mask).astype(np.float32)
+
+
+def episode_targets(batch: Any, settings: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a course script's update needs of an episode batch besides the batch itself: the
+    returns G_t, the per-step discounts and the bootstrap discounts of episodes cut by the time
+    limit (where ``settings.bootstrap_truncated``), all float32 (B, T)."""
+    mask, gamma = batch.mask, settings.gamma
+    returns = discounted_returns(batch.rewards, gamma, mask).astype(np.float32)
+    discounts = step_discounts(mask, gamma, settings.discount_weighting)
+    bootstrap = batch.truncated & settings.bootstrap_truncated
+    return returns, discounts, tail_discounts(batch.lengths, bootstrap, mask.shape[1], gamma)
