@@ -1,4 +1,4 @@
-"""The course's networks, written the way the course writes them (not with training.networks).
+"""The course's networks, written the way the course writes them (not with the scripts' code).
 
 Every layer's initialiser gets ``seed=42``: hidden layers ``HeNormal(seed=42)``, outputs
 ``GlorotNormal(seed=42)``; the pendulum's heads are plain Python arithmetic on tanh layers.
@@ -87,7 +87,7 @@ def course_pendulum_actor() -> keras.Model:
     return keras.Model(inputs, [mu, log_sigma])
 
 
-#: The pendulum actor's layers in the order training.networks builds them.
+#: The pendulum actor's layers in the order training.gaussian_actor_critic builds them.
 PENDULUM_ROLES = ("hidden_0", "hidden_1", "mu", "log_sigma")
 
 
