@@ -9,29 +9,18 @@ cannot be written) is one line or one failed check naming the flag and what to p
 from __future__ import annotations
 
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import pytest
 from conftest import cartpole_model, course_cartpole_model, course_pendulum_model
 from test_submit import QUICK, assert_no_bundle, run_submit
+from test_submit_code import run_text
 
 from agents import CartPoleAgent
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NO_HASH = "course-format files carry no hash"
-
-
-def run_text(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "submit.py"), *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO_ROOT,
-    )
 
 
 def course_files(folder: Path, shape: str) -> Path:

@@ -3,7 +3,6 @@ Ctrl-C and SIGTERM, output folders, quiet start-up and file modes."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from run_helpers import only_run, read_rows, settings_for, tiny
 
 from agents import AGENT_CLASSES
 from training import (
@@ -53,37 +53,6 @@ SCRIPTS = [
 ]
 #: Numbers that may take any finite value (a score to reach); every other number has bounds.
 UNBOUNDED = {"target_running_reward", "solve_threshold", "eval_gate"}
-
-
-def tiny(runs_dir: Path, *extra: str) -> list[str]:
-    """A command line for a run of 4 episodes, 2 per update, a checkpoint every update."""
-    return [
-        "--max-episodes", "4", "--num-envs", "2", "--episodes-per-update", "2",
-        "--checkpoint-every", "2", "--runs-dir", str(runs_dir), "--no-progress-bar", *extra,
-    ]  # fmt: skip
-
-
-def settings_for(tmp_path: Path, **overrides):
-    """reinforce_normalised's fast preset on a budget of 6 episodes, 2 per update."""
-    values = {
-        "max_episodes": 6,
-        "num_envs": 2,
-        "episodes_per_update": 2,
-        "checkpoint_every": 2,
-        "runs_dir": str(tmp_path),
-        "progress_bar": False,
-    }
-    return reinforce_normalised.SCRIPT.preset("fast", **{**values, **overrides})
-
-
-def only_run(runs_dir: Path) -> Path:
-    (run,) = list(runs_dir.iterdir())
-    return run
-
-
-def read_rows(run: Path) -> list[dict[str, str]]:
-    with (run / "progress.csv").open(newline="") as stream:
-        return list(csv.DictReader(stream))
 
 
 def run_main(script, argv: list[str], capsys) -> tuple[int, str, str]:

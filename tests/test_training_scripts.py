@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from run_helpers import only_run, read_rows, settings_for, tiny
 
 from agents import AGENT_CLASSES
 from training import (
@@ -29,33 +29,6 @@ SCRIPTS = [
     reinforce_normalised,
     gaussian_actor_critic,
 ]
-
-
-def tiny(runs_dir: Path, *extra: str) -> list[str]:
-    return [
-        "--max-episodes",
-        "4",
-        "--num-envs",
-        "2",
-        "--episodes-per-update",
-        "2",
-        "--checkpoint-every",
-        "2",
-        "--runs-dir",
-        str(runs_dir),
-        "--no-progress-bar",
-        *extra,
-    ]
-
-
-def only_run(runs_dir: Path) -> Path:
-    (run,) = list(runs_dir.iterdir())
-    return run
-
-
-def read_rows(run: Path) -> list[dict[str, str]]:
-    with (run / "progress.csv").open(newline="") as stream:
-        return list(csv.DictReader(stream))
 
 
 def final_weights(run: Path, task: str) -> list[np.ndarray]:
@@ -155,18 +128,6 @@ def test_bootstrap_truncated_without_a_critic_is_a_usage_error(capsys) -> None:
     assert "--bootstrap-truncated" in line and "--baseline" in line
     flags = ["--bootstrap-truncated", "--baseline"]
     assert parse_command(reinforce.SCRIPT, flags).settings.bootstrap_truncated
-
-
-def settings_for(tmp_path: Path, **overrides):
-    values = {
-        "max_episodes": 6,
-        "num_envs": 2,
-        "episodes_per_update": 2,
-        "checkpoint_every": 2,
-        "runs_dir": str(tmp_path),
-        "progress_bar": False,
-    }
-    return reinforce_normalised.SCRIPT.preset("fast", **{**values, **overrides})
 
 
 def train_normalised(settings, **kwargs):
