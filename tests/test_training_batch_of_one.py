@@ -119,6 +119,17 @@ def course_standardised(returns, values):
     return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
 
+def update_on_episode(algorithm, observations, actions, rewards):
+    """The script's own compiled update on one whole episode (no bootstrap), as the course."""
+    mask = np.ones((1, EPISODE_LENGTH), dtype=np.float32)
+    returns = discounted_returns(rewards[None], GAMMA, mask).astype(np.float32)
+    finals, tails = np.zeros((1, 4), np.float32), np.zeros_like(mask)
+    discounts = step_discounts(mask, GAMMA, True)
+    return algorithm.update(
+        observations[None], actions[None], returns, discounts, mask, finals, tails
+    )
+
+
 def assert_weights_equal(ours: list, course: list) -> None:
     for mine, theirs in zip(ours, course, strict=True):
         np.testing.assert_allclose(mine, theirs, rtol=TOLERANCE, atol=TOLERANCE)
@@ -146,16 +157,7 @@ def test_gaussian_variant_full_update_equals_course() -> None:
     )
 
     algorithm = course_algorithm(gaussian_actor_critic.SCRIPT)
-    mask = np.ones((1, EPISODE_LENGTH), dtype=np.float32)
-    loss, *_ = algorithm.update(
-        observations[None],
-        actions[None],
-        discounted_returns(rewards[None], GAMMA, mask).astype(np.float32),
-        step_discounts(mask, GAMMA, True),
-        mask,
-        np.zeros((1, 4), np.float32),
-        np.zeros_like(mask),
-    )
+    loss, *_ = update_on_episode(algorithm, observations, actions, rewards)
     np.testing.assert_allclose(float(loss), float(course_loss), rtol=1e-5)
     assert_weights_equal(
         algorithm.actor.get_weights(), in_role_order(course_actor, course_actor.get_weights())
@@ -188,16 +190,7 @@ def test_normalised_variant_full_update_equals_course() -> None:
     gradients = tape.gradient(loss, course_policy.trainable_variables)
     actor_optimizer.apply_gradients(zip(gradients, course_policy.trainable_variables, strict=True))
 
-    mask = np.ones((1, EPISODE_LENGTH), dtype=np.float32)
-    algorithm.update(
-        observations[None],
-        actions[None],
-        discounted_returns(rewards[None], GAMMA, mask).astype(np.float32),
-        step_discounts(mask, GAMMA, True),
-        mask,
-        np.zeros((1, 4), np.float32),
-        np.zeros_like(mask),
-    )
+    update_on_episode(algorithm, observations, actions, rewards)
     assert_weights_equal(algorithm.actor.get_weights(), course_policy.get_weights())
     assert_weights_equal(algorithm.critic.get_weights(), the_course_critic.get_weights())
     assert not np.allclose(
