@@ -18,14 +18,13 @@ from conftest import cartpole_model
 
 from agents import CartPoleAgent
 from training import run_safety
-from training.runs import (
-    PROGRESS_COLUMNS,
+from training.run_safety import (
     DamagedRunFileError,
-    RunFolder,
     RunFolderHeldError,
     held_by,
     read_settings_json,
 )
+from training.runs import PROGRESS_COLUMNS, RunFolder
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {"script": "reinforce", "seed": 1, "agent": "cartpole"}

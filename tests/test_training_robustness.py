@@ -37,8 +37,8 @@ from training.exits import (
     terminate_as_interrupt,
 )
 from training.loop import TrainingError, train
+from training.run_safety import DamagedRunFileError
 from training.run_state import RunState, TrainingResult
-from training.runs import DamagedRunFileError
 from training.settings import Bounds, SettingError, flag_of, parse_command
 from training.solve_check import SolveCheck
 

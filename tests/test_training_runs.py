@@ -19,13 +19,8 @@ import pytest
 from conftest import pendulum_model
 
 from agents import CartPoleAgent, InvertedPendulumAgent
-from training.runs import (
-    checkpoint_episodes,
-    checkpoint_name,
-    checkpoints_of,
-    early_and_later,
-    held_by,
-)
+from training.run_safety import held_by
+from training.runs import checkpoint_episodes, checkpoint_name, checkpoints_of, early_and_later
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,6 +25,7 @@ from training.exits import (
     stop_status,
     terminate_as_interrupt,
 )
+from training.run_safety import DamagedRunFileError, RunFolderHeldError
 from training.run_state import (
     UNFINISHED,
     DivergenceError,
@@ -36,7 +37,7 @@ from training.run_state import (
     non_finite_figures,
     policy_outputs_finite,
 )
-from training.runs import DamagedRunFileError, RunFolder, RunFolderHeldError
+from training.runs import RunFolder
 from training.settings import RunSettings, Script, as_flag, parse_command, runs_dir_problem
 from training.solve_check import SolveCheck
 from training.tasks import TASKS
@@ -313,14 +314,10 @@ def run_script(script: Script, argv: list[str] | None = None) -> int:
         signal_name, status = stop_status(stop)
         print(f"{name}: stopped by {signal_name} before training started", file=sys.stderr)
         return status
-    except RunFolderHeldError as error:  # another process is writing to the run
-        if command.debug:
-            raise
-        print(f"{name}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except (OSError, TrainingError, DamagedRunFileError) as error:
+    except (OSError, TrainingError, DamagedRunFileError, RunFolderHeldError) as error:
         if command.debug:
             raise
         print(f"{name}: error: {describe_error(error)}", file=sys.stderr)
-        return EXIT_FAILED
+        # A folder another process is writing to is a usage mistake, like a bad path.
+        return EXIT_USAGE if isinstance(error, RunFolderHeldError) else EXIT_FAILED
     return result.report(name, command.settings.eval_episodes)

@@ -20,12 +20,9 @@ import numpy as np
 
 from training.run_safety import (
     DamagedRunFileError,
-    RunFolderHeldError,  # noqa: F401 - the loop's, with held_by and read_settings_json
     atomic_write,
-    held_by,  # noqa: F401
     kept_progress_rows,
     lock_folder,
-    read_settings_json,  # noqa: F401
     remove_leftovers,
 )
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from training.exits import EXIT_FAILED, OneLineParser
-from training.runs import DamagedRunFileError, read_settings_json, resume_problem
+from training.run_safety import DamagedRunFileError, read_settings_json
+from training.runs import resume_problem
 from training.tasks import TASKS
 
 
