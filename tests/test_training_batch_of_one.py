@@ -22,7 +22,7 @@ from course_networks import (
 
 from training import gaussian_actor_critic, reinforce
 from training.distributions import Categorical
-from training.returns import discounted_returns, step_discounts
+from training.returns import discounted_returns, per_step, step_discounts
 from training.rollouts import make_envs
 from training.tasks import TASKS
 
@@ -61,7 +61,7 @@ def reinforce_gradients(algorithm, observations, actions, advantages):
     mask = np.ones((1, EPISODE_LENGTH), dtype=np.float32)
     discounts = step_discounts(mask, GAMMA, True)
     with tf.GradientTape() as tape:
-        policy = Categorical.from_outputs(reinforce.per_step(algorithm.actor, observations[None]))
+        policy = Categorical.from_outputs(per_step(algorithm.actor, observations[None]))
         loss = reinforce.actor_loss(
             policy.log_prob(actions[None]),
             policy.entropy(),

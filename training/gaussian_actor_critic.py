@@ -125,28 +125,7 @@ def critic_network(inputs: int, hidden: tuple[int, ...], seed: int, step: int):
     return keras.Sequential([keras.Input((inputs,)), *layers], name="critic")
 
 
-# --- loss -----------------------------------------------------------------------------------
-def huber(targets, predictions, mask):
-    """Keras' Huber loss (delta 1), averaged over the real steps only."""
-    from keras import ops
-
-    error = ops.abs(targets - predictions)
-    quadratic = ops.minimum(error, 1.0)
-    losses = 0.5 * ops.square(quadratic) + error - quadratic
-    return ops.sum(losses * mask) / ops.maximum(ops.sum(mask), 1.0)
-
-
-def per_step(model: Any, observations) -> list:
-    """``model`` on every step of a (B, T, obs) batch: each output reshaped to (B, T, n)."""
-    from keras import ops
-
-    batch, horizon = ops.shape(observations)[0], ops.shape(observations)[1]
-    outputs = model(ops.reshape(observations, (-1, ops.shape(observations)[-1])), training=True)
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    return [ops.reshape(output, (batch, horizon, ops.shape(output)[-1])) for output in outputs]
-
-
-# --- the update -----------------------------------------------------------------------------
+# --- the loss and the update ----------------------------------------------------------------
 class GaussianActorCritic:
     """What the loop drives: the Gaussian policy, the critic, their optimisers, the update."""
 
@@ -186,19 +165,20 @@ class GaussianActorCritic:
         G_t, discounts gamma^t (or 1), mask (1 on real steps), and tails gamma^(T-t) where an
         episode is bootstrapped from V(its final observation, in ``finals``), else 0."""
         import tensorflow as tf
-        from keras import ops
+        from keras import losses, ops
 
-        from training.returns import standardise
+        from training.returns import per_step, standardise
 
         settings = self.settings
-        values = per_step(self.critic, observations)[0][..., 0]  # V while acting
+        values = per_step(self.critic, observations)[..., 0]  # V while acting
         final_values = self.critic(finals, training=True)[:, 0]
         returns = returns + ops.stop_gradient(tails * final_values[:, None])
         critic_norm = tf.constant(0.0)
+        huber = losses.Huber(reduction="mean_with_sample_weight")  # over the real steps
         for _ in range(settings.critic_steps):
             with tf.GradientTape() as tape:
-                predictions = per_step(self.critic, observations)[0][..., 0]
-                critic_loss = huber(returns, predictions, mask)
+                predictions = per_step(self.critic, observations)
+                critic_loss = huber(returns[..., None], predictions, sample_weight=mask)
             variables = self.critic.trainable_variables
             gradients = tape.gradient(critic_loss, variables)
             critic_norm += tf.linalg.global_norm(gradients)  # a NaN anywhere shows

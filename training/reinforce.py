@@ -137,25 +137,6 @@ def with_softmax(logits_model: Any) -> Any:
 
 
 # --- loss -----------------------------------------------------------------------------------
-def huber(targets, predictions, mask):
-    """Keras' Huber loss (delta 1), averaged over the real steps only."""
-    from keras import ops
-
-    error = ops.abs(targets - predictions)
-    quadratic = ops.minimum(error, 1.0)
-    per_step = 0.5 * ops.square(quadratic) + (error - quadratic)
-    return ops.sum(per_step * mask) / ops.maximum(ops.sum(mask), 1.0)
-
-
-def per_step(model: Any, observations):
-    """``model`` on every step of a (B, T, obs) batch, reshaped to (B, T, outputs)."""
-    from keras import ops
-
-    batch, horizon = ops.shape(observations)[0], ops.shape(observations)[1]
-    outputs = model(ops.reshape(observations, (-1, ops.shape(observations)[-1])), training=True)
-    return ops.reshape(outputs, (batch, horizon, ops.shape(outputs)[-1]))
-
-
 def actor_loss(log_probabilities, entropies, advantages, discounts, mask, settings):
     """-sum_t discount_t (A_t log pi(a_t|s_t) + entropy_coef H_t), summed over the episodes
     (or averaged); the entropy bonus is reduced like the policy-gradient term."""
@@ -211,9 +192,9 @@ class Reinforce:
         G_t, discounts gamma^t (or 1), mask (1 on real steps), and tails gamma^(T-t) where an
         episode is bootstrapped from V(its final observation, in ``finals``), else 0."""
         import tensorflow as tf
-        from keras import ops
+        from keras import losses, ops
 
-        from training.returns import standardise
+        from training.returns import per_step, standardise
 
         values = None
         critic_loss = critic_norm = tf.constant(0.0)
@@ -221,10 +202,11 @@ class Reinforce:
             values = per_step(self.critic, observations)[..., 0]  # V while acting
             final_values = self.critic(finals, training=True)[:, 0]
             returns = returns + ops.stop_gradient(tails * final_values[:, None])
+            huber = losses.Huber(reduction="mean_with_sample_weight")  # over the real steps
             for _ in range(self.settings.critic_steps):
                 with tf.GradientTape() as tape:
-                    predictions = per_step(self.critic, observations)[..., 0]
-                    critic_loss = huber(returns, predictions, mask)
+                    predictions = per_step(self.critic, observations)
+                    critic_loss = huber(returns[..., None], predictions, sample_weight=mask)
                 variables = self.critic.trainable_variables
                 gradients = tape.gradient(critic_loss, variables)
                 critic_norm += tf.linalg.global_norm(gradients)  # a NaN anywhere shows

@@ -1,6 +1,6 @@
-"""The course scripts' returns over padded episode batches: discounted returns, per-step
-discounts and standardisation (tested against hand-worked values). PPO's GAE lives with its
-rollouts, in training.rollouts."""
+"""What the course scripts compute over padded episode batches (B, T): discounted returns,
+per-step discounts, standardisation (tested against hand-worked values) and a model's outputs
+at every step. PPO's GAE lives with its rollouts, in training.rollouts."""
 
 from __future__ import annotations
 
@@ -41,6 +41,20 @@ def standardise(values, mask=None, axis=None, epsilon: float = EPSILON):
     mean = ops.sum(values * mask, axis=axis, keepdims=True) / count
     variance = ops.sum(ops.square(values - mean) * mask, axis=axis, keepdims=True) / count
     return (values - mean) / (ops.sqrt(variance) + epsilon) * mask
+
+
+def per_step(model: Any, observations):
+    """``model`` on every step of a (B, T, obs) batch: each output reshaped to (B, T, n)."""
+    import keras
+    from keras import ops
+
+    batch, horizon = ops.shape(observations)[0], ops.shape(observations)[1]
+    outputs = model(ops.reshape(observations, (-1, ops.shape(observations)[-1])), training=True)
+
+    def to_steps(output):
+        return ops.reshape(output, (batch, horizon, ops.shape(output)[-1]))
+
+    return keras.tree.map_structure(to_steps, outputs)  # a Gaussian policy has two outputs
 
 
 def tail_discounts(
