@@ -61,7 +61,7 @@ def reinforce_gradients(algorithm, observations, actions, advantages):
     mask = np.ones((1, EPISODE_LENGTH), dtype=np.float32)
     discounts = step_discounts(mask, GAMMA, True)
     with tf.GradientTape() as tape:
-        policy = Categorical.from_outputs(per_step(algorithm.actor, observations[None]))
+        policy = Categorical(per_step(algorithm.actor, observations[None]))
         loss = reinforce.actor_loss(
             policy.log_prob(actions[None]),
             policy.entropy(),

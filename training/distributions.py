@@ -26,10 +26,6 @@ class Categorical:
     def __init__(self, logits) -> None:
         self.logits = logits
 
-    @classmethod
-    def from_outputs(cls, outputs) -> Categorical:
-        return cls(outputs)
-
     @staticmethod
     def sample_numpy(outputs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Inverse-CDF sampling: one uniform draw per row."""
@@ -62,10 +58,6 @@ class Gaussian:
     def __init__(self, mean, log_std) -> None:
         self.mean = mean
         self.log_std = log_std
-
-    @classmethod
-    def from_outputs(cls, outputs) -> Gaussian:
-        return cls(*outputs)
 
     @staticmethod
     def sample_numpy(outputs: Any, rng: np.random.Generator) -> np.ndarray:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from training import settings as core
+from training.distributions import Gaussian
 from training.loop import UpdateOutcome, run_script
 from training.run_state import assign_arrays, variable_arrays
 
@@ -133,10 +134,9 @@ class GaussianActorCritic:
         import keras
         import tensorflow as tf
 
-        from training.distributions import Gaussian
         from training.rollouts import NumpyForward, make_policy
 
-        self.settings, self.envs, self.distribution = settings, envs, Gaussian
+        self.settings, self.envs = settings, envs
         space, size = envs.single_action_space, envs.single_observation_space.shape[0]
         actions, seed, step = space.shape[0], settings.seed, settings.layer_seed_step
         self.actor = gaussian_policy(size, settings.actor_hidden, actions, seed, step)
@@ -148,8 +148,8 @@ class GaussianActorCritic:
         self.actor_optimizer.build(self.actor.trainable_variables)  # its slots exist for resume
         self.critic_optimizer = adam(settings.critic_learning_rate)
         self.critic_optimizer.build(self.critic.trainable_variables)
-        self.parts = [("actor", self.actor, self.actor_optimizer)]  # what the resume state keeps
-        self.parts.append(("critic", self.critic, self.critic_optimizer))
+        self.parts = [("actor", self.actor.weights, self.actor_optimizer)]  # kept for --resume
+        self.parts.append(("critic", self.critic.weights, self.critic_optimizer))
         self.forward = NumpyForward(self.actor)
         self.policy = make_policy(self.forward, space, learn_clipped=settings.learn_clipped_actions)
         self.greedy = make_policy(self.forward, space, greedy=True)
@@ -189,7 +189,7 @@ class GaussianActorCritic:
             advantages = standardise(advantages, mask, axis=axis)
         advantages = ops.stop_gradient(advantages * mask)
         with tf.GradientTape() as tape:
-            policy = self.distribution(*per_step(self.actor, observations))  # mean, log sigma
+            policy = Gaussian(*per_step(self.actor, observations))  # mean, log sigma
             entropies = policy.entropy()
             terms = advantages * policy.log_prob(actions) + settings.entropy_coef * entropies
             loss = -ops.sum(discounts * terms * mask)

@@ -18,6 +18,7 @@ import numpy as np
 from training import settings as core
 from training.distributions import Categorical, Gaussian
 from training.loop import UpdateOutcome, run_script
+from training.run_state import assign_arrays, variable_arrays
 from training.tasks import TASKS
 
 
@@ -273,6 +274,7 @@ class PPO:
         adam = keras.optimizers.Adam(s.learning_rate, epsilon=1e-5, global_clipnorm=s.max_grad_norm)
         adam.build(self.variables)
         self.optimizer = adam
+        self.parts = [("ppo", self.variables, adam)]  # kept for --resume
         self.update = make_update(self.actor, self.critic, self.log_std, adam, self.variables, s)
         self.collector = RolloutCollector(envs, s.normalise_observations)
         self.obs_rms = self.collector.obs_rms  # gymnasium's NormalizeObservation statistics
@@ -346,16 +348,12 @@ class PPO:
 
     def state(self) -> dict[str, np.ndarray]:
         """Everything a resumed run needs to continue exactly as an uninterrupted one would."""
-        arrays = {f"variable_{i:03d}": v.numpy() for i, v in enumerate(self.variables)}
-        arrays |= {f"optimizer_{i:03d}": v.numpy() for i, v in enumerate(self.optimizer.variables)}
+        arrays = variable_arrays(self.parts) | {"env_steps": np.asarray(self.env_steps)}
         arrays |= self.rewards.state("rewards/") if self.rewards is not None else {}
-        return {**arrays, "env_steps": np.asarray(self.env_steps), **self.learned}
+        return arrays | self.learned
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        for i, variable in enumerate(self.variables):
-            variable.assign(arrays[f"variable_{i:03d}"])
-        for i, variable in enumerate(self.optimizer.variables):
-            variable.assign(arrays[f"optimizer_{i:03d}"])
+        assign_arrays(self.parts, arrays)
         self.env_steps = int(arrays["env_steps"])
         if self.rewards is not None:
             self.rewards.load_state(arrays, "rewards/")

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from training import settings as core
+from training.distributions import Categorical
 from training.loop import UpdateOutcome, run_script
 from training.run_state import assign_arrays, variable_arrays
 
@@ -157,26 +158,24 @@ class Reinforce:
         import keras
         import tensorflow as tf
 
-        from training.distributions import distribution_for
         from training.rollouts import NumpyForward, make_policy
 
         self.settings, self.envs = settings, envs
         space, size = envs.single_action_space, envs.single_observation_space.shape[0]
-        self.distribution = distribution_for(space)
         seed, step = settings.seed, settings.layer_seed_step
         self.actor = mlp(size, settings.actor_hidden, int(space.n), seed, step, "policy_logits")
         self.exported = with_softmax(self.actor)
         adam = partial(keras.optimizers.Adam, clipnorm=settings.clipnorm)
         self.actor_optimizer = adam(settings.actor_learning_rate)
         self.actor_optimizer.build(self.actor.trainable_variables)  # its slots exist for resume
-        self.parts = [("actor", self.actor, self.actor_optimizer)]  # what the resume state keeps
+        self.parts = [("actor", self.actor.weights, self.actor_optimizer)]  # kept for --resume
         self.critic = self.critic_optimizer = None
         if settings.baseline:
             critic_seed = seed + settings.critic_seed_offset
             self.critic = mlp(size, settings.critic_hidden, 1, critic_seed, step, "critic")
             self.critic_optimizer = adam(settings.critic_learning_rate)
             self.critic_optimizer.build(self.critic.trainable_variables)
-            self.parts.append(("critic", self.critic, self.critic_optimizer))
+            self.parts.append(("critic", self.critic.weights, self.critic_optimizer))
         self.forward = NumpyForward(self.actor)
         self.policy = make_policy(self.forward, space)
         self.greedy = make_policy(self.forward, space, greedy=True)
@@ -217,7 +216,7 @@ class Reinforce:
             advantages = standardise(advantages, mask, axis=axis)
         advantages = ops.stop_gradient(advantages * mask)
         with tf.GradientTape() as tape:
-            policy = self.distribution.from_outputs(per_step(self.actor, observations))
+            policy = Categorical(per_step(self.actor, observations))  # over the logits
             entropies = policy.entropy()
             loss = actor_loss(
                 policy.log_prob(actions), entropies, advantages, discounts, mask, self.settings

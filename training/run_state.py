@@ -172,20 +172,20 @@ class RunState:
             self.evaluations = json.loads(str(counters["evaluations"]))
 
 
-def variable_arrays(parts: list[tuple[str, Any, Any]]) -> dict[str, np.ndarray]:
-    """The weights and optimiser slots of ``(prefix, model, optimizer)`` parts, as arrays."""
+def variable_arrays(parts: list[tuple[str, list, Any]]) -> dict[str, np.ndarray]:
+    """The variables and optimiser slots of ``(prefix, variables, optimizer)`` parts, as arrays."""
     return {
         f"{prefix}/{kind}_{i:03d}": np.asarray(variable.numpy())
-        for prefix, model, optimizer in parts
-        for kind, variables in (("weight", model.weights), ("optimizer", optimizer.variables))
+        for prefix, weights, optimizer in parts
+        for kind, variables in (("weight", weights), ("optimizer", optimizer.variables))
         for i, variable in enumerate(variables)
     }
 
 
-def assign_arrays(parts: list[tuple[str, Any, Any]], arrays: dict[str, np.ndarray]) -> None:
+def assign_arrays(parts: list[tuple[str, list, Any]], arrays: dict[str, np.ndarray]) -> None:
     """Put :func:`variable_arrays`' arrays back into the parts' variables (``--resume``)."""
-    for prefix, model, optimizer in parts:
-        for kind, variables in (("weight", model.weights), ("optimizer", optimizer.variables)):
+    for prefix, weights, optimizer in parts:
+        for kind, variables in (("weight", weights), ("optimizer", optimizer.variables)):
             for i, variable in enumerate(variables):
                 variable.assign(arrays[f"{prefix}/{kind}_{i:03d}"])
 
