@@ -23,8 +23,8 @@ import numpy as np
 
 from training import settings as core
 from training.distributions import Gaussian
-from training.loop import UpdateOutcome, run_script
-from training.run_state import assign_arrays, variable_arrays
+from training.loop import run_script
+from training.run_state import UpdateOutcome, assign_arrays, variable_arrays
 
 MEAN_SCALE = 3.0  # the mean is 3 tanh(.): the pendulum's action bounds
 LOG_STD_SCALE = 3.0  # log sigma = 3 tanh(.) - 2, so sigma lies in about [0.0067, 2.7]

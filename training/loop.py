@@ -42,8 +42,6 @@ from training.settings import RunSettings, Script, as_flag, parse_command, runs_
 from training.solve_check import SolveCheck
 from training.tasks import TASKS
 
-__all__ = ["Algorithm", "TrainingResult", "UpdateOutcome", "run_script", "train"]
-
 #: Called after every update with Trainer.progress(); a sweep reports through it.
 UpdateCallback = Callable[[dict[str, Any]], None]
 #: The untrained policy is kept as the run's earliest checkpoint (the early-vs-later video).

@@ -17,8 +17,8 @@ import numpy as np
 
 from training import settings as core
 from training.distributions import Categorical, Gaussian
-from training.loop import UpdateOutcome, run_script
-from training.run_state import assign_arrays, variable_arrays
+from training.loop import run_script
+from training.run_state import UpdateOutcome, assign_arrays, variable_arrays
 from training.tasks import TASKS
 
 

@@ -27,8 +27,8 @@ import numpy as np
 
 from training import settings as core
 from training.distributions import Categorical
-from training.loop import UpdateOutcome, run_script
-from training.run_state import assign_arrays, variable_arrays
+from training.loop import run_script
+from training.run_state import UpdateOutcome, assign_arrays, variable_arrays
 
 
 # --- settings -------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def collect(
     started = min(num_envs, num_episodes)
     previous_done = np.zeros(num_envs, dtype=bool)
     observations, _ = envs.reset(seed=reset_seed)
-    observation_log, action_log, reward_log, id_log = [], [], [], []
+    log = []  # per step: (observations, actions learned from, rewards, episode ids)
     scores = np.zeros(num_episodes, dtype=np.float64)
     size = envs.single_observation_space.shape[0]
     final_observations = np.zeros((num_episodes, size), dtype=np.float32)
@@ -123,10 +123,7 @@ def collect(
         next_observations, rewards, terminated, truncated, info = envs.step(env_actions)
         done = terminated | truncated
         ids = np.where(previous_done, -1, episode_of)
-        observation_log.append(observations)
-        action_log.append(learned_actions)
-        reward_log.append(rewards)
-        id_log.append(ids)
+        log.append((observations, learned_actions, rewards, ids))
         for i in np.flatnonzero(done & (ids >= 0)):
             scores[ids[i]] = info["episode"]["r"][i]
             final_observations[ids[i]] = next_observations[i]  # next-step autoreset
@@ -137,6 +134,7 @@ def collect(
         observations = next_observations
 
     # Row ``episode id`` of padded arrays gets that episode's steps, in time order.
+    observation_log, action_log, reward_log, id_log = zip(*log, strict=True)
     ids = np.asarray(id_log)  # (T, N)
     steps, env = np.nonzero(ids >= 0)  # time-major, so each episode's steps stay in order
     episode = ids[steps, env]
