@@ -39,6 +39,8 @@ ASHA_FACTOR = 4  # ASHA's rungs at budget / 16 and budget / 4
 RAY_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AIR_NEW_OUTPUT": "0"}
 RAY_ENVIRONMENT |= {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1"}
 RAY_ENVIRONMENT |= {"RAY_gcs_server_port_wait_time_s": "5"}
+# Tune starts its trials' actors in workers of their own: idle ones started ahead only take CPU.
+RAY_ENVIRONMENT |= {"RAY_prestart_worker_first_driver": "0"}
 RAY_ENVIRONMENT |= dict.fromkeys(
     ("RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S", "RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S"), "3"
 )
