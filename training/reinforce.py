@@ -19,6 +19,7 @@ B episodes their losses are summed (or averaged).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -279,12 +280,13 @@ def variant(name: str, description: str | None = None) -> core.Script:
     return core.Script(name, ReinforceSettings, Reinforce, presets, "course", space, description)
 
 
-SCRIPT = variant("reinforce", __doc__)
+def variant_script(name: str, description: str | None = None) -> tuple[core.Script, Callable]:
+    """The variant's SCRIPT and its ``main(argv=None)``, which returns the exit status."""
+    script = variant(name, description)
+    return script, partial(run_script, script)
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_script(SCRIPT, argv)
-
+SCRIPT, main = variant_script("reinforce", __doc__)
 
 if __name__ == "__main__":
     raise SystemExit(main())

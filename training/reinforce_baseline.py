@@ -9,15 +9,9 @@ each actor step, which weights by G_t - V(s_t) (V as it was while acting). At an
 saves the actor, where the course saves another model.
 """
 
-from training.loop import run_script
-from training.reinforce import variant
+from training.reinforce import variant_script
 
-SCRIPT = variant("reinforce_baseline", __doc__)
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_script(SCRIPT, argv)
-
+SCRIPT, main = variant_script("reinforce_baseline", __doc__)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -8,15 +8,9 @@ actor learns slower than the critic, 3e-5 against 1e-4, so the baseline settles 
 policy moves; the fast preset keeps the lesson (a critic 3.3x faster than its actor).
 """
 
-from training.loop import run_script
-from training.reinforce import variant
+from training.reinforce import variant_script
 
-SCRIPT = variant("reinforce_baseline_lr", __doc__)
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_script(SCRIPT, argv)
-
+SCRIPT, main = variant_script("reinforce_baseline_lr", __doc__)
 
 if __name__ == "__main__":
     raise SystemExit(main())

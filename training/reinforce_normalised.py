@@ -9,15 +9,9 @@ standardised within the episode (mean 0, std 1, epsilon 1e-8). At the course's l
 reaches a running reward of only about 29 in 1000 episodes; the fast preset solves.
 """
 
-from training.loop import run_script
-from training.reinforce import variant
+from training.reinforce import variant_script
 
-SCRIPT = variant("reinforce_normalised", __doc__)
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_script(SCRIPT, argv)
-
+SCRIPT, main = variant_script("reinforce_normalised", __doc__)
 
 if __name__ == "__main__":
     raise SystemExit(main())
