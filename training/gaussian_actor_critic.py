@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
-import numpy as np
-
 from training import settings as core
 from training.distributions import Gaussian
 from training.loop import run_script
-from training.run_state import UpdateOutcome, assign_arrays, variable_arrays
+from training.returns import EpisodeBatchCalls, per_step, standardise
+from training.rollouts import NumpyForward, make_policy
 
 MEAN_SCALE = 3.0  # the mean is 3 tanh(.): the pendulum's action bounds
 LOG_STD_SCALE = 3.0  # log sigma = 3 tanh(.) - 2, so sigma lies in about [0.0067, 2.7]
@@ -127,14 +126,14 @@ def critic_network(inputs: int, hidden: tuple[int, ...], seed: int, step: int):
 
 
 # --- the loss and the update ----------------------------------------------------------------
-class GaussianActorCritic:
-    """What the loop drives: the Gaussian policy, the critic, their optimisers, the update."""
+class GaussianActorCritic(EpisodeBatchCalls):
+    """The Gaussian policy, the critic, their optimisers and the compiled update; what the loop
+    calls (collect, learn from the batch's returns by this update, the resume state) is
+    training.returns'."""
 
     def __init__(self, settings: GaussianActorCriticSettings, envs: Any) -> None:
         import keras
         import tensorflow as tf
-
-        from training.rollouts import NumpyForward, make_policy
 
         self.settings, self.envs = settings, envs
         space, size = envs.single_action_space, envs.single_observation_space.shape[0]
@@ -166,8 +165,6 @@ class GaussianActorCritic:
         episode is bootstrapped from V(its final observation, in ``finals``), else 0."""
         import tensorflow as tf
         from keras import losses, ops
-
-        from training.returns import per_step, standardise
 
         settings = self.settings
         values = per_step(self.critic, observations)[..., 0]  # V while acting
@@ -201,37 +198,6 @@ class GaussianActorCritic:
         self.actor_optimizer.apply_gradients(zip(gradients, variables, strict=True))
         entropy = ops.sum(entropies * mask) / ops.maximum(ops.sum(mask), 1.0)
         return loss, critic_loss, entropy, actor_norm, critic_norm
-
-    # --- what the loop calls ----------------------------------------------------------------
-    def collect(self, rng: np.random.Generator, reset_seed: int) -> Any:
-        from training.rollouts import collect
-
-        self.forward.refresh()
-        return collect(self.envs, self.policy, self.settings.episodes_per_update, rng, reset_seed)
-
-    def learn(self, batch: Any) -> UpdateOutcome:
-        from training.returns import episode_targets
-
-        s = self.settings
-        returns, discounts, tails = episode_targets(batch, s)
-        inputs = (batch.observations, batch.actions, returns, discounts, batch.mask)
-        outputs = self.update(*inputs, batch.final_observations, tails)
-        loss, critic_loss, entropy, actor_norm, critic_norm = map(float, outputs)
-        losses = dict(actor_loss=loss, critic_loss=critic_loss, entropy=entropy)
-        mean_norm = critic_norm / s.critic_steps  # over the critic's steps
-        losses |= dict(actor_gradient_norm=actor_norm, critic_gradient_norm=mean_norm)
-        steps = (batch.env_steps, batch.trained_steps)
-        return UpdateOutcome(batch.scores, batch.lengths, losses, *steps)
-
-    def greedy_policy(self) -> Any:
-        self.forward.refresh()
-        return self.greedy
-
-    def state(self) -> dict[str, np.ndarray]:
-        return variable_arrays(self.parts)
-
-    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        assign_arrays(self.parts, arrays)
 
 
 # --- the command line -----------------------------------------------------------------------

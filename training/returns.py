@@ -1,12 +1,15 @@
-"""What the course scripts compute over padded episode batches (B, T): discounted returns,
-per-step discounts, standardisation (tested against hand-worked values) and a model's outputs
-at every step. PPO's GAE lives with its rollouts, in training.rollouts."""
+"""What the course scripts share over padded batches of whole episodes (B, T): discounted
+returns, per-step discounts, standardisation (tested against hand-worked values), a model's
+outputs at every step, and what the loop calls of them. PPO's GAE lives with its rollouts."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+
+from training import rollouts
+from training.run_state import UpdateOutcome, assign_arrays, variable_arrays
 
 EPSILON = 1e-8
 
@@ -83,3 +86,38 @@ def episode_targets(batch: Any, settings: Any) -> tuple[np.ndarray, np.ndarray, 
     discounts = step_discounts(mask, gamma, settings.discount_weighting)
     bootstrap = batch.truncated & settings.bootstrap_truncated
     return returns, discounts, tail_discounts(batch.lengths, bootstrap, mask.shape[1], gamma)
+
+
+class EpisodeBatchCalls:
+    """What the loop calls of a course script (reinforce.py, gaussian_actor_critic.py): collect
+    ``episodes_per_update`` whole episodes with ``policy``, learn from them by the script's own
+    compiled ``update`` on their targets, its ``greedy`` policy, and the resume state of
+    ``parts``. The script sets those, ``forward`` (its actor's NumPy pass) and ``critic``."""
+
+    def collect(self, rng: np.random.Generator, reset_seed: int) -> Any:
+        self.forward.refresh()
+        episodes = self.settings.episodes_per_update
+        return rollouts.collect(self.envs, self.policy, episodes, rng, reset_seed)
+
+    def learn(self, batch: Any) -> UpdateOutcome:
+        s = self.settings
+        returns, discounts, tails = episode_targets(batch, s)
+        inputs = (batch.observations, batch.actions, returns, discounts, batch.mask)
+        outputs = self.update(*inputs, batch.final_observations, tails)
+        loss, critic_loss, entropy, actor_norm, critic_norm = map(float, outputs)
+        losses = dict(actor_loss=loss, entropy=entropy, actor_gradient_norm=actor_norm)
+        if self.critic is not None:
+            mean_norm = critic_norm / s.critic_steps  # over the critic's steps
+            losses |= dict(critic_loss=critic_loss, critic_gradient_norm=mean_norm)
+        steps = (batch.env_steps, batch.trained_steps)
+        return UpdateOutcome(batch.scores, batch.lengths, losses, *steps)
+
+    def greedy_policy(self) -> Any:
+        self.forward.refresh()
+        return self.greedy
+
+    def state(self) -> dict[str, np.ndarray]:
+        return variable_arrays(self.parts)
+
+    def load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        assign_arrays(self.parts, arrays)
