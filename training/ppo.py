@@ -13,12 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import gymnasium as gym
 import numpy as np
 
+from training import rollouts
 from training import settings as core
 from training.distributions import Categorical, Gaussian
 from training.loop import run_script
-from training.run_state import UpdateOutcome, assign_arrays, variable_arrays
+from training.rollouts import NumpyForward, RewardNormaliser, RolloutCollector, gae_advantages
+from training.run_state import LOSS_COLUMNS, UpdateOutcome, assign_arrays, variable_arrays
 from training.tasks import TASKS
 
 
@@ -118,7 +121,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: first policy is near-uniform) and 1 on the value's; zero biases (the PPO paper, SB3).
 HIDDEN_GAIN, POLICY_GAIN, VALUE_GAIN = 2.0**0.5, 0.01, 1.0
 EPSILON = 1e-8  # under the square root of every standardisation, as in SB3 and gymnasium
-LOSSES = ("actor_loss", "critic_loss", "entropy")  # what the update returns, in order
 
 
 def orthogonal_mlp(inputs: int, hidden, outputs: int, gain: float, seed: int, settings, name: str):
@@ -247,10 +249,7 @@ class PPO:
     """The networks, one Adam over all their variables, the compiled update, the rollouts."""
 
     def __init__(self, settings: PPOSettings, envs) -> None:
-        import gymnasium as gym
         import keras
-
-        from training.rollouts import NumpyForward, RewardNormaliser, RolloutCollector
 
         self.settings = s = settings
         size, space = envs.single_observation_space.shape[0], envs.single_action_space
@@ -284,8 +283,6 @@ class PPO:
 
     def policy(self, greedy: bool = False):
         """The NumPy policy: (actions for the environments, clipped; actions to learn from)."""
-        from training.rollouts import make_policy
-
         self.actor_forward.refresh()  # the current weights
         forward, rms = self.actor_forward, self.obs_rms if greedy else None
         log_std = None if self.bounds is None else self.log_std.numpy().astype(np.float32)
@@ -297,7 +294,7 @@ class PPO:
                 observations = ((observations - mean) / scale).astype(np.float32)
             return forward(observations) if log_std is None else (forward(observations), log_std)
 
-        return make_policy(outputs, self.space, greedy)
+        return rollouts.make_policy(outputs, self.space, greedy)
 
     def greedy_policy(self):
         return self.policy(greedy=True)
@@ -319,8 +316,6 @@ class PPO:
 
     def learn(self, experience) -> UpdateOutcome:
         """GAE on the rollout (in NumPy), then the compiled update."""
-        from training.rollouts import gae_advantages
-
         s, (rollout, minibatches) = self.settings, experience
         self.learned = {f"episodes/{k}": v for k, v in self.collector.state().items()}
         observations = rollout.observations  # (T + 1, N, obs), as the policy saw them
@@ -342,7 +337,7 @@ class PPO:
         inputs = (observations[:-1].reshape(samples, -1), actions.astype(self.action_dtype), *flat)
         clip = np.float32(s.clip_range * fraction)
         losses = self.update(*inputs, minibatches.astype(np.int32), clip).numpy()
-        losses = dict(zip(LOSSES, map(float, losses), strict=True))
+        losses = dict(zip(LOSS_COLUMNS, map(float, losses), strict=True))  # in the update's order
         steps = (samples, rollout.trained_steps)
         return UpdateOutcome(rollout.scores, rollout.lengths, losses, *steps)
 
