@@ -77,17 +77,6 @@ def step_discounts(mask: np.ndarray, gamma: float, discount_weighting: bool) -> 
     return (powers[None, :] * mask).astype(np.float32)
 
 
-def episode_targets(batch: Any, settings: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """What a course script's update needs of an episode batch besides the batch itself: the
-    returns G_t, the per-step discounts and the bootstrap discounts of episodes cut by the time
-    limit (where ``settings.bootstrap_truncated``), all float32 (B, T)."""
-    mask, gamma = batch.mask, settings.gamma
-    returns = discounted_returns(batch.rewards, gamma, mask).astype(np.float32)
-    discounts = step_discounts(mask, gamma, settings.discount_weighting)
-    bootstrap = batch.truncated & settings.bootstrap_truncated
-    return returns, discounts, tail_discounts(batch.lengths, bootstrap, mask.shape[1], gamma)
-
-
 class EpisodeBatchCalls:
     """What the loop calls of a course script (reinforce.py, gaussian_actor_critic.py): collect
     ``episodes_per_update`` whole episodes with ``policy``, learn from them by the script's own
@@ -100,9 +89,14 @@ class EpisodeBatchCalls:
         return rollouts.collect(self.envs, self.policy, episodes, rng, reset_seed)
 
     def learn(self, batch: Any) -> UpdateOutcome:
-        s = self.settings
-        returns, discounts, tails = episode_targets(batch, s)
-        inputs = (batch.observations, batch.actions, returns, discounts, batch.mask)
+        """The script's update on the batch with its targets, float32 (B, T): the returns G_t,
+        the per-step discounts and the bootstrap discounts of episodes cut by the time limit."""
+        s, mask = self.settings, batch.mask
+        returns = discounted_returns(batch.rewards, s.gamma, mask).astype(np.float32)
+        discounts = step_discounts(mask, s.gamma, s.discount_weighting)
+        bootstrap = batch.truncated & s.bootstrap_truncated
+        tails = tail_discounts(batch.lengths, bootstrap, mask.shape[1], s.gamma)
+        inputs = (batch.observations, batch.actions, returns, discounts, mask)
         outputs = self.update(*inputs, batch.final_observations, tails)
         loss, critic_loss, entropy, actor_norm, critic_norm = map(float, outputs)
         losses = dict(actor_loss=loss, entropy=entropy, actor_gradient_norm=actor_norm)
