@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from agents import AGENT_CLASSES
 from training.exits import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -25,6 +26,7 @@ from training.exits import (
     stop_status,
     terminate_as_interrupt,
 )
+from training.rollouts import make_envs
 from training.run_safety import DamagedRunFileError, RunFolderHeldError
 from training.run_state import (
     UNFINISHED,
@@ -84,9 +86,6 @@ class Trainer:
 
         import_tensorflow_quietly()
         seed_everything(settings.seed, settings.threads)
-        from agents import AGENT_CLASSES
-        from training.rollouts import make_envs
-
         task = TASKS[settings.agent]
         self.agent_class = AGENT_CLASSES[settings.agent]
         self.envs = make_envs(task.env_id, settings.num_envs)
@@ -144,7 +143,7 @@ class Trainer:
         return self.run.checkpoint_prefix(episodes, naming)
 
     def train(self, on_update: UpdateCallback | None = None) -> TrainingResult:
-        from tqdm import tqdm
+        from tqdm import tqdm  # not at import: --help answers at once
 
         settings, state = self.settings, self.state
         state.start_clock()
