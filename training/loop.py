@@ -42,6 +42,7 @@ from training.run_state import (
 from training.runs import RunFolder
 from training.settings import RunSettings, Script, as_flag, parse_command, runs_dir_problem
 from training.solve_check import SolveCheck
+from training.startup import import_tensorflow_quietly, seed_everything
 from training.tasks import TASKS
 
 #: Called after every update with Trainer.progress(); a sweep reports through it.
@@ -81,10 +82,7 @@ class Trainer:
             self.run = RunFolder.open(resume, settings.tensorboard)
             if self.run.notice:
                 print(f"{script.name}: {self.run.notice}", file=sys.stderr)
-        # TensorFlow loads here, not at import, so --help and a bad flag answer at once.
-        from training.startup import import_tensorflow_quietly, seed_everything
-
-        import_tensorflow_quietly()
+        import_tensorflow_quietly()  # here, not at import: --help and a bad flag answer at once
         seed_everything(settings.seed, settings.threads)
         task = TASKS[settings.agent]
         self.agent_class = AGENT_CLASSES[settings.agent]

@@ -11,6 +11,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.wrappers.utils import RunningMeanStd
 from gymnasium.wrappers.vector import NormalizeObservation, RecordEpisodeStatistics
 
 from agents.model_config import keras_arrays, plan_of_keras_model
@@ -222,8 +223,6 @@ class RewardNormaliser:
     FIELDS = ("mean", "var", "count")  # the statistics' arrays in the resume state
 
     def __init__(self, num_envs: int, gamma: float, clip: float = 10.0) -> None:
-        from gymnasium.wrappers.utils import RunningMeanStd
-
         self.statistics = RunningMeanStd()
         self.returns = np.zeros(num_envs)
         self.gamma = gamma
