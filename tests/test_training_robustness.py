@@ -303,6 +303,25 @@ def test_resume_of_what_is_not_a_resumable_run_is_one_line(finished_run, tmp_pat
     )
 
 
+def test_a_resume_state_of_another_layout_is_one_line(finished_run, tmp_path, capsys) -> None:
+    """Arrays under names this script does not write (another version's) are named, not a
+    traceback."""
+    moved = tmp_path / "moved"
+    shutil.copytree(finished_run, moved)
+    state = moved / "resume_state.npz"
+    with np.load(state) as archive:
+        arrays = {
+            name if name.startswith("counter/") else f"old/{name}": archive[name]
+            for name in archive.files
+        }
+    np.savez(state, **arrays)
+    status, out, err = run_main(reinforce, ["--resume", str(moved)], capsys)
+    assert status == EXIT_FAILED and out == ""
+    line = one_line(err)
+    assert line.startswith(f"reinforce: error: {state}: damaged, incomplete or from another ver")
+    assert line.endswith("; start a new run")
+
+
 def test_a_damaged_resume_state_is_one_line(finished_run, tmp_path, capsys) -> None:
     damaged = tmp_path / "damaged"
     shutil.copytree(finished_run, damaged)

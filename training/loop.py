@@ -100,7 +100,9 @@ class Trainer:
                 self.algorithm.load_state(arrays)
                 self.state.restore(counters)
             except (ValueError, KeyError) as error:
-                problem = f"damaged or incomplete ({describe_error(error).split('. ')[0]})"
+                why = describe_error(error).split(". ")[0]
+                why = f"no array {error}" if isinstance(error, KeyError) else why
+                problem = f"damaged, incomplete or from another version of this package ({why})"
                 raise TrainingError(f"{self.run.state_path}: {problem}; start a new run") from error
             self.run.check_latest_checkpoint(self.agent_class)
         self.run.open_progress(self.state.episodes)  # DamagedRunFileError before any write
