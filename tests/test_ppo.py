@@ -16,7 +16,7 @@ from test_training_scripts import only_run
 
 from agents import AGENT_CLASSES
 from training import ppo
-from training.loop import train
+from training.loop import Trainer, train
 from training.ppo import SCRIPT, clipped_surrogate, minibatch_indices, schedule_fraction
 from training.rollouts import RewardNormaliser, RolloutCollector, gae_advantages, make_envs
 from training.settings import SettingError
@@ -336,6 +336,31 @@ def test_same_seed_same_progress_and_weights(tmp_path: Path) -> None:
         np.testing.assert_array_equal(a, b)
     other = train(settings_for(tmp_path / "c", "pendulum", seed=7), SCRIPT)
     assert read_rows(other.run_dir) != read_rows(first.run_dir)
+
+
+def test_a_warm_ppo_trains_exactly_as_a_fresh_one_and_traces_once(tmp_path: Path) -> None:
+    """A sweep worker's next trial goes on from the last trial's PPO (networks, Adam, traced
+    update) with its own initial values: row for row and weight for weight a fresh run."""
+    both = {"normalise_observations": True, "normalise_rewards": True}
+    first = Trainer(settings_for(tmp_path, "pendulum", seed=3, **both), SCRIPT)
+    first.start(None, None)
+    first.train()
+    settings = settings_for(tmp_path, "pendulum", **both)
+    warm = Trainer(settings, SCRIPT, warm=first.algorithm)
+    warm.start(None, None)
+    result = warm.train()
+    assert warm.algorithm.update is first.algorithm.update  # not traced again
+    fresh = train(settings, SCRIPT)
+    assert result.updates == fresh.updates == 6
+    assert read_rows(result.run_dir) == read_rows(fresh.run_dir)
+    weights = [final_weights(run, "pendulum") for run in (result.run_dir, fresh.run_dir)]
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    changed = settings_for(tmp_path, "pendulum", epochs=3, **both)
+    other = Trainer(changed, SCRIPT, warm=warm.algorithm)
+    other.start(None, None)  # other settings: its own networks and update
+    assert other.algorithm.update is not warm.algorithm.update
+    other.close()
 
 
 @pytest.mark.parametrize(

@@ -72,8 +72,11 @@ class TrainingError(Exception):
 class Trainer:
     """One run: :meth:`start` builds it, :meth:`train` runs the loop; see :func:`train`."""
 
-    def __init__(self, settings: RunSettings, script: Script, curve: bool = True) -> None:
-        self.settings, self.script, self.curve = settings, script, curve
+    def __init__(
+        self, settings: RunSettings, script: Script, curve: bool = True, warm: Any = None
+    ) -> None:
+        """``warm``: a finished run's algorithm for one that can go on from it (PPO's)."""
+        self.settings, self.script, self.curve, self.warm = settings, script, curve, warm
         self.run = self.envs = self.solve_check = None
 
     def start(self, resume: Path | None, command: str | None) -> None:
@@ -87,7 +90,8 @@ class Trainer:
         task = TASKS[settings.agent]
         self.agent_class = AGENT_CLASSES[settings.agent]
         self.envs = make_envs(task.env_id, settings.num_envs)
-        self.algorithm: Algorithm = script.algorithm_class(settings, self.envs)
+        warm = {} if self.warm is None else {"warm": self.warm}
+        self.algorithm: Algorithm = script.algorithm_class(settings, self.envs, **warm)
         self.solve_check = SolveCheck(settings, task.env_id)
         self.state = RunState(settings)
         if self.run is None:

@@ -10,6 +10,7 @@ critic's squared error and an entropy bonus, with Stable-Baselines3's networks a
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -246,9 +247,11 @@ def schedule_fraction(settings: PPOSettings, env_steps: int) -> float:
 
 # --- the algorithm the loop drives --------------------------------------------------------------
 class PPO:
-    """The networks, one Adam over all their variables, the compiled update, the rollouts."""
+    """The networks, one Adam over all their variables, the compiled update, the rollouts.
+    ``warm``: a finished run's PPO whose settings differ at most in the seed (a sweep worker's):
+    its networks, Adam and traced update go on from this run's initial values and fresh slots."""
 
-    def __init__(self, settings: PPOSettings, envs) -> None:
+    def __init__(self, settings: PPOSettings, envs, warm: PPO | None = None) -> None:
         import keras
 
         self.settings = s = settings
@@ -266,15 +269,20 @@ class PPO:
         if self.bounds is not None:
             self.log_std = keras.Variable(np.full(outputs, s.log_std_init, np.float32), "log_std")
             self.variables.append(self.log_std)
-        self.plain_export = export(self.actor, categorical=self.bounds is None)
-        self.actor_forward = NumpyForward(self.actor)  # the rollouts' fast NumPy pass
-        self.critic_forward = NumpyForward(self.critic)
         # Adam's epsilon as in SB3 (Keras' 1e-7 makes early steps on tiny gradients larger).
         adam = keras.optimizers.Adam(s.learning_rate, epsilon=1e-5, global_clipnorm=s.max_grad_norm)
         adam.build(self.variables)
         self.optimizer = adam
         self.parts = [("ppo", self.variables, adam)]  # kept for --resume
         self.update = make_update(self.actor, self.critic, self.log_std, adam, self.variables, s)
+        if warm is not None and dataclasses.replace(warm.settings, seed=s.seed) == s:
+            assign_arrays(warm.parts, variable_arrays(self.parts))  # this run's starting point
+            self.actor, self.critic, self.log_std = warm.actor, warm.critic, warm.log_std
+            self.variables, self.optimizer, self.parts = warm.variables, warm.optimizer, warm.parts
+            self.update = warm.update  # traced already
+        self.plain_export = export(self.actor, categorical=self.bounds is None)
+        self.actor_forward = NumpyForward(self.actor)  # the rollouts' fast NumPy pass
+        self.critic_forward = NumpyForward(self.critic)
         self.collector = RolloutCollector(envs, s.normalise_observations)
         self.obs_rms = self.collector.obs_rms  # gymnasium's NormalizeObservation statistics
         self.rewards = RewardNormaliser(envs.num_envs, s.gamma) if s.normalise_rewards else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import inspect
 import itertools
 import logging
 import math
@@ -45,6 +46,7 @@ RAY_ENVIRONMENT |= dict.fromkeys(
     ("RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S", "RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S"), "3"
 )
 _SIGNALS: list[int] = []  # SIGINT or SIGTERM received: Tune's stopper reads it
+WARM: dict[str, Any] = {}  # in a worker: per script, the last trial's algorithm (traced update)
 
 
 class SweepError(Exception):
@@ -232,7 +234,7 @@ def run_trial(config: dict[str, Any], plan: Namespace) -> None:
     """Tune's trainable: one training run, reporting after every update and at its end."""
     from ray import tune
 
-    from training.loop import train
+    from training.loop import Trainer
 
     script = load_script(plan.script)
     settings = trial_settings(script, plan, config, f"{plan.out}/runs")
@@ -245,7 +247,14 @@ def run_trial(config: dict[str, Any], plan: Namespace) -> None:
         objective = report.objective(values.get("solved", False), *limits)
         tune.report({**values, "greedy_score": greedy, "objective": objective})
 
-    result = train(settings, script, None, plan.command, send, curve=False)  # drawn at the end
+    trainer = Trainer(settings, script, curve=False, warm=WARM.get(script.name))  # curves: at end
+    try:
+        trainer.start(None, plan.command)
+        result = trainer.train(send)
+    finally:
+        trainer.close()
+    if "warm" in inspect.signature(script.algorithm_class).parameters:
+        WARM[script.name] = trainer.algorithm  # the worker's next trial goes on from its update
     greedy = result.greedy_figure[1] if result.greedy_figure else None
     final = {"wall_time": result.train_seconds, "greedy_score": greedy, "finished": True}
     send({**result.to_json(), **final})
