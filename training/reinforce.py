@@ -237,16 +237,12 @@ def search_space(critic: bool = True) -> dict[str, Any]:
     return {**space, "critic_learning_rate": tune.loguniform(1e-3, 1e-1)} if critic else space
 
 
-def variant(name: str, description: str | None = None) -> core.Script:
-    """The course variant ``name`` (a key of VARIANTS) as a script: its course and fast presets."""
+def variant_script(name: str, description: str | None = None) -> tuple[core.Script, Callable]:
+    """The course variant ``name`` (a key of VARIANTS) as a script with its course and fast
+    presets, and its ``main(argv=None)``, which returns the exit status."""
     presets = {"course": VARIANTS[name], "fast": FAST_VARIANTS[name]}
     space = partial(search_space, critic=bool(VARIANTS[name].get("baseline")))
-    return core.Script(name, ReinforceSettings, Reinforce, presets, "course", space, description)
-
-
-def variant_script(name: str, description: str | None = None) -> tuple[core.Script, Callable]:
-    """The variant's SCRIPT and its ``main(argv=None)``, which returns the exit status."""
-    script = variant(name, description)
+    script = core.Script(name, ReinforceSettings, Reinforce, presets, "course", space, description)
     return script, partial(run_script, script)
 
 
