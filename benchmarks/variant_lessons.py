@@ -19,13 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from training import reinforce_baseline, reinforce_baseline_lr
 from training.loop import train
-from training.reinforce import variant
 
-VARIANTS = {
-    "variant 2": variant("reinforce_baseline"),
-    "variant 3": variant("reinforce_baseline_lr"),
-}
+VARIANTS = {"variant 2": reinforce_baseline.SCRIPT, "variant 3": reinforce_baseline_lr.SCRIPT}
 
 
 def main() -> int:
