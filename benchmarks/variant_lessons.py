@@ -19,10 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training import reinforce_baseline, reinforce_baseline_lr
 from training.loop import train
+from training.reinforce import variant_script
 
-VARIANTS = {"variant 2": reinforce_baseline.SCRIPT, "variant 3": reinforce_baseline_lr.SCRIPT}
+VARIANTS = {
+    "variant 2": variant_script("reinforce_baseline")[0],
+    "variant 3": variant_script("reinforce_baseline_lr")[0],
+}
 
 
 def main() -> int:
