@@ -6,7 +6,22 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from training import reinforce_normalised
+from training import (
+    gaussian_actor_critic,
+    reinforce,
+    reinforce_baseline,
+    reinforce_baseline_lr,
+    reinforce_normalised,
+)
+
+#: The course's scripts (PPO's settings and runs are tested with PPO).
+COURSE_SCRIPTS = [
+    reinforce,
+    reinforce_baseline,
+    reinforce_baseline_lr,
+    reinforce_normalised,
+    gaussian_actor_critic,
+]
 
 
 def tiny(runs_dir: Path, *extra: str) -> list[str]:

@@ -18,14 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from run_helpers import only_run, read_rows, settings_for, tiny
+from run_helpers import COURSE_SCRIPTS, only_run, read_rows, settings_for, tiny
 
 from agents import AGENT_CLASSES
 from training import (
-    gaussian_actor_critic,
     reinforce,
     reinforce_baseline,
-    reinforce_baseline_lr,
     reinforce_normalised,
 )
 from training.exits import (
@@ -43,14 +41,6 @@ from training.settings import Bounds, SettingError, flag_of, parse_command
 from training.solve_check import SolveCheck
 
 REPO = Path(__file__).resolve().parents[1]
-#: The course's scripts (PPO's settings are tested with PPO).
-SCRIPTS = [
-    reinforce,
-    reinforce_baseline,
-    reinforce_baseline_lr,
-    reinforce_normalised,
-    gaussian_actor_critic,
-]
 #: Numbers that may take any finite value (a score to reach); every other number has bounds.
 UNBOUNDED = {"target_running_reward", "solve_threshold", "eval_gate"}
 
@@ -138,7 +128,7 @@ def bounds_of(hint) -> Bounds | None:
     return next((m for m in getattr(hint, "__metadata__", ()) if isinstance(m, Bounds)), None)
 
 
-@pytest.mark.parametrize("module", SCRIPTS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+@pytest.mark.parametrize("module", COURSE_SCRIPTS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_every_numeric_setting_has_its_range(module) -> None:
     """Each number is checked generically from its type's bounds: a value outside is refused
     with the field's name, NaN is refused for every float, and every preset is valid."""
@@ -181,9 +171,9 @@ def test_help_and_bad_flags_never_import_tensorflow() -> None:
     """--help of every training script, and a refused flag, answer before TensorFlow loads."""
     code = f"""
 import contextlib, io, json, sys
-from training import {", ".join(m.__name__.rsplit(".", 1)[-1] for m in SCRIPTS)}
+from training import {", ".join(m.__name__.rsplit(".", 1)[-1] for m in COURSE_SCRIPTS)}
 results = []
-for script in ({", ".join(m.__name__.rsplit(".", 1)[-1] for m in SCRIPTS)}):
+for script in ({", ".join(m.__name__.rsplit(".", 1)[-1] for m in COURSE_SCRIPTS)}):
     for argv in (["--help"], ["--num-envs", "0"]):
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -202,7 +192,7 @@ print(json.dumps({{"results": results, "tensorflow": "tensorflow" in sys.modules
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert not report["tensorflow"] and not report["keras"]
-    assert len(report["results"]) == 2 * len(SCRIPTS)
+    assert len(report["results"]) == 2 * len(COURSE_SCRIPTS)
     for name, first, status, listed, err in report["results"]:
         if first == "--help":
             assert status == 0 and listed and err == "", name

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from run_helpers import only_run, read_rows, settings_for, tiny
+from run_helpers import COURSE_SCRIPTS, only_run, read_rows, settings_for, tiny
 
 from agents import AGENT_CLASSES
 from training import (
@@ -22,20 +22,12 @@ from training.runs import PROGRESS_COLUMNS
 from training.settings import parse_command
 from training.tasks import TASKS
 
-SCRIPTS = [
-    reinforce,
-    reinforce_baseline,
-    reinforce_baseline_lr,
-    reinforce_normalised,
-    gaussian_actor_critic,
-]
-
 
 def final_weights(run: Path, task: str) -> list[np.ndarray]:
     return AGENT_CLASSES[task].load(run / "final").model.get_weights()
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+@pytest.mark.parametrize("script", COURSE_SCRIPTS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_script_writes_every_output(script, tmp_path: Path, capsys) -> None:
     assert script.main(tiny(tmp_path)) == 0
     assert "max_episodes after 4 episodes" in capsys.readouterr().out
@@ -65,7 +57,7 @@ def test_script_writes_every_output(script, tmp_path: Path, capsys) -> None:
     assert json.loads((run / "summary.json").read_text())["episodes"] == 4
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+@pytest.mark.parametrize("script", COURSE_SCRIPTS, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_help_lists_every_setting(script, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         script.main(["--help"])
