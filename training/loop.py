@@ -26,6 +26,7 @@ from training.exits import (
     stop_status,
     terminate_as_interrupt,
 )
+from training.learning_curve import CurveDrawer
 from training.rollouts import make_envs
 from training.run_safety import DamagedRunFileError, RunFolderHeldError
 from training.run_state import (
@@ -77,7 +78,7 @@ class Trainer:
     ) -> None:
         """``warm``: a finished run's algorithm for one that can go on from it (PPO's)."""
         self.settings, self.script, self.curve, self.warm = settings, script, curve, warm
-        self.run = self.envs = self.solve_check = None
+        self.run = self.envs = self.solve_check = self.drawer = None
 
     def start(self, resume: Path | None, command: str | None) -> None:
         settings, script = self.settings, self.script
@@ -85,6 +86,7 @@ class Trainer:
             self.run = RunFolder.open(resume, settings.tensorboard)
             if self.run.notice:
                 print(f"{script.name}: {self.run.notice}", file=sys.stderr)
+        self.drawer = CurveDrawer() if self.curve else None  # its imports overlap ours
         import_tensorflow_quietly()  # here, not at import: --help and a bad flag answer at once
         seed_everything(settings.seed, settings.threads)
         task = TASKS[settings.agent]
@@ -262,9 +264,9 @@ class Trainer:
             except DivergenceError as error:
                 stop_reason, divergence = "diverged", self._divergence(error)
         self.run.close_progress()  # the lock stays until summary.json is written
-        if self.curve:  # a sweep draws its trials' curves once, at its end
+        if self.drawer is not None:  # a sweep draws its trials' curves once, at its end
             title = f"{self.script.name} ({settings.agent}, seed {settings.seed})"
-            self.run.plot_learning_curve(title, settings.stop_score)
+            self.run.plot_learning_curve(self.drawer, title, settings.stop_score)
         counts = (state.episodes, state.updates, state.env_steps, state.trained_steps)
         ending = (train_seconds, state.running_reward(), stop_reason == "solved", state.evaluations)
         result = TrainingResult(self.run.path, stop_reason, *counts, *ending, divergence)
@@ -274,10 +276,10 @@ class Trainer:
 
     def close(self) -> None:
         """Release the run folder and the environments (safe to call twice)."""
-        for part in (self.run, self.envs, self.solve_check):
+        for part in (self.run, self.envs, self.solve_check, self.drawer):
             if part is not None:
                 part.close()
-        self.run = self.envs = self.solve_check = None
+        self.run = self.envs = self.solve_check = self.drawer = None
 
 
 def train(

@@ -303,21 +303,9 @@ class RunFolder:
             raise DamagedRunFileError(path, problem, advice) from error
         return prefix
 
-    def plot_learning_curve(self, title: str, threshold: float | None = None) -> Path:
-        """learning_curve.png from progress.csv: reward per episode and the running reward."""
-        from matplotlib.figure import Figure  # no pyplot: the caller's backend stays
-
-        rows = self.read_progress()
-        column = {k: [float(r[k]) for r in rows] for k in ("episode", "reward", "running_reward")}
-        figure = Figure(figsize=(8, 4.5))
-        axes = figure.subplots()
-        axes.plot(column["episode"], column["reward"], lw=0.6, alpha=0.4, label="episode reward")
-        axes.plot(column["episode"], column["running_reward"], lw=1.8, label="running reward")
-        if threshold is not None:
-            axes.axhline(threshold, color="grey", ls="--", lw=1, label=f"solved ({threshold:g})")
-        axes.set(xlabel="episode", ylabel="reward", title=title)
-        axes.legend(loc="upper left")
-        figure.tight_layout()
+    def plot_learning_curve(self, drawer: Any, title: str, threshold: float | None) -> Path:
+        """learning_curve.png from progress.csv, by a ``training.learning_curve.CurveDrawer``."""
+        png = drawer.png(self.read_progress(), title, threshold)
         path = self.path / "learning_curve.png"
-        atomic_write(path, lambda stream: figure.savefig(stream, format="png", dpi=100))
+        atomic_write(path, lambda stream: stream.write(png))
         return path
