@@ -220,6 +220,12 @@ class PolicyAgent(kymnasium.Agent):
         """The greedy action for one raw observation; `info` is accepted and ignored."""
         return self._action(self._forward(self._observation_batch(observation))[0])
 
+    def act_batch(self, observations: Any) -> np.ndarray:
+        """The greedy actions for a batch of raw observations, each as `act` computes it (up to
+        float rounding): training's solve check plays its episodes side by side with this."""
+        outputs = self._forward(np.asarray(observations, dtype=np.float32))
+        return np.asarray([self._action(output) for output in outputs])
+
     @abstractmethod
     def _action(self, output: np.ndarray) -> Any:
         """Turn the model's action output for one observation into what `env.step` accepts."""

@@ -1,8 +1,10 @@
-"""One greedy evaluation, shared by training, `submit.py`, the evaluation command and the tests.
+"""One greedy evaluation, shared by `submit.py`, the evaluation command and the tests.
 
 It lives beside the agents (not in `training/`) so that a submission bundle, which ships only
-this package, validates itself with exactly the code the training used. It drives the agent the
-way the evaluator does: one `act(observation, info)` call per step on the raw observation.
+this package, validates itself with it. It drives the agent the way the evaluator does: one
+`act(observation, info)` call per step on the raw observation. Training's solve check plays the
+same episodes (same seeds) side by side through `act_batch` instead, which is cheaper;
+tests/test_shipped_weights.py checks that both score alike.
 """
 
 from __future__ import annotations

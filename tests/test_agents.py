@@ -139,6 +139,15 @@ def test_numpy_pass_matches_keras(agent_class, build_model, observations: np.nda
         np.testing.assert_allclose(mine, keras.ops.convert_to_numpy(theirs), atol=KERAS_TOLERANCE)
 
 
+@pytest.mark.parametrize(("agent_class", "build_model"), AGENT_MODELS)
+def test_act_batch_is_act_on_every_row(agent_class, build_model, observations: np.ndarray) -> None:
+    agent = make_agent(agent_class, build_model, hidden=64)
+    batch = agent.act_batch(observations)
+    one_by_one = np.asarray([agent.act(observation) for observation in observations])
+    assert batch.shape == one_by_one.shape and batch.dtype == one_by_one.dtype
+    np.testing.assert_allclose(batch, one_by_one, rtol=1e-5, atol=1e-6)  # float rounding apart
+
+
 def test_unsupported_model_is_refused_naming_the_layer() -> None:
     model = keras.Sequential(
         [

@@ -164,9 +164,6 @@ class ScriptedAlgorithm:
     def learn(self, experience) -> UpdateOutcome:
         return UpdateOutcome(np.array([self.score]), np.array([int(self.score)]), {}, 1, 1)
 
-    def greedy_policy(self):
-        raise AssertionError("a course run never evaluates greedily")
-
     def state(self) -> dict[str, np.ndarray]:
         return {}
 

@@ -15,6 +15,7 @@ from agents import AGENT_CLASSES
 from agents.agent_files import agent_paths, sha256_of
 from agents.evaluation import evaluate
 from agents.numpy_forward import KERAS_TOLERANCE
+from training.solve_check import SolveCheck, greedy_mean
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = REPO_ROOT / "weights"
@@ -61,6 +62,19 @@ def test_shipped_agents_score_the_maximum_on_fresh_seeds(kind: str) -> None:
     agent_class = AGENT_CLASSES[kind]
     result = evaluate(agent_class.load(WEIGHTS / kind), agent_class.env_id, 3, seed=5000)
     assert result.returns == (MAXIMUM[kind],) * 3
+
+
+@pytest.mark.parametrize("kind", sorted(AGENT_CLASSES))
+@pytest.mark.parametrize("weights", [WEIGHTS, WEIGHTS / "early"])
+def test_the_solve_check_plays_the_episodes_evaluate_plays(kind: str, weights: Path) -> None:
+    """Training's check (every episode side by side, ``act_batch``) and the evaluator's way
+    (``evaluate``: one ``act`` a step) score the same: the same episodes, the same actions.
+    The early checkpoints' episodes end at varied lengths, which any difference would move."""
+    agent_class = AGENT_CLASSES[kind]
+    agent, env_id = agent_class.load(weights / kind), agent_class.env_id
+    envs = SolveCheck.make_envs(env_id, RECHECKED_EPISODES)
+    batched, finished = greedy_mean(envs, agent.act_batch, 0.0, MAXIMUM[kind], seed=7000)
+    assert finished and batched == evaluate(agent, env_id, RECHECKED_EPISODES, seed=7000).mean
 
 
 @pytest.mark.parametrize("kind", sorted(AGENT_CLASSES))

@@ -23,7 +23,6 @@ def test_categorical_log_prob_and_entropy_by_hand() -> None:
     )
     entropy = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
     np.testing.assert_allclose(np.asarray(distribution.entropy()), [entropy], rtol=1e-6)
-    assert int(Categorical.mode_numpy(logits)[0]) == 1
 
 
 def test_categorical_matches_tfp() -> None:
@@ -99,15 +98,6 @@ def test_gaussian_sampling_moments_and_seeding() -> None:
     assert abs(samples.std() - 0.5) < 0.01
     again = Gaussian.sample_numpy((mean, log_std), np.random.default_rng(4))
     np.testing.assert_array_equal(samples, again)
-
-
-def test_modes_by_hand() -> None:
-    logits = np.array([[0.1, 2.0, -1.0], [3.0, 3.0, 0.0]])
-    np.testing.assert_array_equal(Categorical.mode_numpy(logits), [1, 0])  # first of a tie
-    mean = np.array([[0.5], [-2.0]])
-    mode = Gaussian.mode_numpy((mean, np.full_like(mean, 5.0)))  # sigma does not matter
-    assert mode.dtype == np.float32
-    np.testing.assert_array_equal(mode, [[0.5], [-2.0]])
 
 
 def test_the_action_space_chooses_the_distribution() -> None:

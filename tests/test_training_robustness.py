@@ -461,7 +461,7 @@ def test_final_line_and_summary_name_the_greedy_figure_that_decided(tmp_path, ca
     run = only_run(tmp_path)
     evaluations = json.loads((run / "summary.json").read_text())["evaluations"]
     figures = [set(record) - {"update", "episode", "wall_time"} for record in evaluations]
-    assert figures == [{"vectorised_greedy_mean"}, {"agent_greedy_mean"}]
+    assert figures == [{"agent_greedy_mean"}]
     agent_mean = evaluations[-1]["agent_greedy_mean"]
     line = one_line(out)
     assert line.startswith("reinforce: solved after 2 episodes, 1 updates")
@@ -489,7 +489,7 @@ def test_an_evaluation_done_before_an_interruption_is_not_repeated() -> None:
     check = SolveCheck(settings, "CartPole-v1")
     for recorded, solved in ((400.0, False), (480.0, True)):
         state.evaluations = [{"update": 5, "episode": 10, "agent_greedy_mean": recorded}]
-        assert check(state, algorithm=None, make_agent=None) is solved
+        assert check(state, make_agent=None) is solved
         assert len(state.evaluations) == 1
 
 

@@ -1,6 +1,6 @@
 """The policies' distributions behind one interface, chosen from the action space as SB3's
-``make_proba_distribution`` does: NumPy sampling and modes for the rollouts (fast, from a
-seeded generator), ``keras.ops`` log-probabilities and entropies for the loss (gradients).
+``make_proba_distribution`` does: NumPy sampling for the rollouts (fast, from a seeded
+generator), ``keras.ops`` log-probabilities and entropies for the loss (gradients).
 """
 
 from __future__ import annotations
@@ -33,10 +33,6 @@ class Categorical:
         draws = rng.random(cumulative.shape[:-1])[..., None]
         return (cumulative[..., :-1] < draws).sum(axis=-1).astype(np.int64)
 
-    @staticmethod
-    def mode_numpy(outputs: np.ndarray) -> np.ndarray:
-        return np.asarray(outputs).argmax(axis=-1)  # the first on ties
-
     def log_prob(self, actions):
         from keras import ops
 
@@ -64,10 +60,6 @@ class Gaussian:
         """mean + sigma * z, unclipped (the caller clips what it sends)."""
         mean, log_std = outputs
         return (mean + np.exp(log_std) * rng.standard_normal(np.shape(mean))).astype(np.float32)
-
-    @staticmethod
-    def mode_numpy(outputs: Any) -> np.ndarray:
-        return np.asarray(outputs[0], dtype=np.float32)
 
     def log_prob(self, actions):
         from keras import ops

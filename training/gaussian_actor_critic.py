@@ -151,7 +151,6 @@ class GaussianActorCritic(EpisodeBatchCalls):
         self.parts.append(("critic", self.critic.weights, self.critic_optimizer))
         self.forward = NumpyForward(self.actor)
         self.policy = make_policy(self.forward, space, learn_clipped=settings.learn_clipped_actions)
-        self.greedy = make_policy(self.forward, space, greedy=True)
         steps = tf.TensorSpec([None, None], tf.float32)  # (B, T)
         observations = tf.TensorSpec([None, None, size], tf.float32)
         finals = tf.TensorSpec([None, size], tf.float32)

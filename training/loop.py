@@ -61,7 +61,6 @@ class Algorithm(Protocol):
 
     def collect(self, rng: np.random.Generator, reset_seed: int) -> Any: ...
     def learn(self, experience: Any) -> UpdateOutcome: ...
-    def greedy_policy(self) -> Callable: ...  # the deterministic NumPy policy
     def state(self) -> dict[str, np.ndarray]: ...
     def load_state(self, arrays: dict[str, np.ndarray]) -> None: ...
 
@@ -188,7 +187,7 @@ class Trainer:
         """What an observer (a sweep, a dashboard) sees after each update."""
         state = self.state
         latest = state.evaluations[-1] if state.evaluations else {}
-        greedy = latest.get("agent_greedy_mean", latest.get("vectorised_greedy_mean"))
+        greedy = latest.get("agent_greedy_mean")
         counts = {name: getattr(state, name) for name in ("episodes", "updates", "env_steps")}
         figures = {"wall_time": state.wall_time(), "running_reward": state.running_reward()}
         return counts | figures | {"greedy_score": greedy, **losses}
@@ -217,7 +216,7 @@ class Trainer:
         if running and state.running_reward() > settings.target_running_reward:
             return "running_reward"
         if settings.stop == "solved":
-            solved = self.solve_check(state, self.algorithm, self.agent)
+            solved = self.solve_check(state, self.agent)
             self.run.log_evaluations(state.evaluations)
             if solved:
                 return "solved"

@@ -102,8 +102,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     | dict(gamma=both(0.98, 0.99), gae_lambda=both(0.8, 0.95), learning_rate=both(1e-3, 3e-3))
     | dict(reward_scale=both(1.0, 0.1))
     # CartPole's greedy check is cheap, so tried early; the pendulum's waits for the bar.
-    | dict(gate_episodes=both(5, 2), eval_gate=both(100.0, SOLVED["pendulum"]))
-    | dict(vectorised_precheck=both(True, False)),
+    | dict(gate_episodes=both(5, 2), eval_gate=both(100.0, SOLVED["pendulum"])),
     "zoo": SHARED
     | dict(num_envs=both(8, 1), rollout_steps=32, epochs=both(20, 5))
     | dict(minibatch_size=both(256, 64))  # SB3 caps the pendulum's 64 at its 32 samples
@@ -289,23 +288,17 @@ class PPO:
         self.env_steps = 0  # drives the linear schedule
         self.learned: dict[str, np.ndarray] = {}  # the episodes in flight at the last update
 
-    def policy(self, greedy: bool = False):
-        """The NumPy policy: (actions for the environments, clipped; actions to learn from)."""
+    def policy(self):
+        """The NumPy policy on the collector's (standardised) observations: (actions for the
+        environments, clipped; actions to learn from)."""
         self.actor_forward.refresh()  # the current weights
-        forward, rms = self.actor_forward, self.obs_rms if greedy else None
+        forward = self.actor_forward
         log_std = None if self.bounds is None else self.log_std.numpy().astype(np.float32)
-        if rms is not None:  # standardised as the wrapper does
-            mean, scale = rms.mean, np.sqrt(rms.var + EPSILON)
 
         def outputs(observations: np.ndarray):
-            if rms is not None:
-                observations = ((observations - mean) / scale).astype(np.float32)
             return forward(observations) if log_std is None else (forward(observations), log_std)
 
-        return rollouts.make_policy(outputs, self.space, greedy)
-
-    def greedy_policy(self):
-        return self.policy(greedy=True)
+        return rollouts.make_policy(outputs, self.space)
 
     @property
     def exported(self):

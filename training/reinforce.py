@@ -177,7 +177,6 @@ class Reinforce(EpisodeBatchCalls):
             self.parts.append(("critic", self.critic.weights, self.critic_optimizer))
         self.forward = NumpyForward(self.actor)
         self.policy = make_policy(self.forward, space)
-        self.greedy = make_policy(self.forward, space, greedy=True)
         steps = tf.TensorSpec([None, None], tf.float32)  # (B, T)
         observations = tf.TensorSpec([None, None, size], tf.float32)
         finals = tf.TensorSpec([None, size], tf.float32)

@@ -80,8 +80,8 @@ def step_discounts(mask: np.ndarray, gamma: float, discount_weighting: bool) -> 
 class EpisodeBatchCalls:
     """What the loop calls of a course script (reinforce.py, gaussian_actor_critic.py): collect
     ``episodes_per_update`` whole episodes with ``policy``, learn from them by the script's own
-    compiled ``update`` on their targets, its ``greedy`` policy, and the resume state of
-    ``parts``. The script sets those, ``forward`` (its actor's NumPy pass) and ``critic``."""
+    compiled ``update`` on their targets, and the resume state of ``parts``. The script sets
+    those, ``forward`` (its actor's NumPy pass) and ``critic``."""
 
     def collect(self, rng: np.random.Generator, reset_seed: int) -> Any:
         self.forward.refresh()
@@ -105,10 +105,6 @@ class EpisodeBatchCalls:
             losses |= dict(critic_loss=critic_loss, critic_gradient_norm=mean_norm)
         steps = (batch.env_steps, batch.trained_steps)
         return UpdateOutcome(batch.scores, batch.lengths, losses, *steps)
-
-    def greedy_policy(self) -> Any:
-        self.forward.refresh()
-        return self.greedy
 
     def state(self) -> dict[str, np.ndarray]:
         return variable_arrays(self.parts)

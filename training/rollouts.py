@@ -56,21 +56,15 @@ def check_next_step_autoreset(envs: gym.vector.VectorEnv) -> None:
         )
 
 
-def make_policy(
-    forward: NumpyForward, space: gym.Space, greedy: bool = False, learn_clipped: bool = False
-) -> Policy:
-    """Sample from (``greedy``: the mode of) the space's distribution. Box actions are clipped for
-    the environment; the loss scores the unclipped sample (an unbiased gradient) or, with
-    ``learn_clipped``, the clipped action as the course does."""
+def make_policy(forward: NumpyForward, space: gym.Space, learn_clipped: bool = False) -> Policy:
+    """Sample from the space's distribution. Box actions are clipped for the environment; the
+    loss scores the unclipped sample (an unbiased gradient) or, with ``learn_clipped``, the
+    clipped action as the course does."""
     distribution = distribution_for(space)
     box = isinstance(space, gym.spaces.Box)
 
     def act(observations: np.ndarray, rng: np.random.Generator):
-        outputs = forward(observations)
-        if greedy:
-            actions = distribution.mode_numpy(outputs)
-        else:
-            actions = distribution.sample_numpy(outputs, rng)
+        actions = distribution.sample_numpy(forward(observations), rng)
         if not box:
             return actions, actions
         clipped = np.clip(actions, space.low, space.high).astype(np.float32)

@@ -119,8 +119,6 @@ class RunSettings:
     """evaluate only when the mean of the last gate_episodes training scores reaches this"""
     gate_episodes: Count = 20
     """training episodes whose mean score opens the evaluation gate"""
-    vectorised_precheck: bool = True
-    """before the agent's own greedy evaluation, a cheaper vectorised one must pass"""
     max_episodes: Count = 1000
     """stop after this many training episodes"""
     max_seconds: NonNegative = 0.0
