@@ -14,10 +14,13 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import types
 from pathlib import Path
@@ -342,8 +345,11 @@ def result(seed: int, time_to_solve: float | None, error: Exception | None = Non
 
 
 def fake_trials(monkeypatch, results: list[Any]) -> None:
-    """Trials that ran (as Tune returns them), without Ray."""
-    monkeypatch.setattr(sweep, "run_trials", lambda *args: ([(r, {}) for r in results], "here"))
+    """Trials that ran (as Tune returns them), without Ray (so nothing to shut down)."""
+    stopped = threading.Thread(target=lambda: None)
+    stopped.start()
+    pairs = [(r, {}) for r in results]
+    monkeypatch.setattr(sweep, "run_trials", lambda *args: (pairs, "here", stopped))
 
 
 def test_a_failed_trial_makes_the_sweep_fail(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -469,7 +475,9 @@ def test_sigterm_stops_the_sweep_and_keeps_what_ran(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "training.sweep", "--agent", "cartpole", "--seeds", "2"]
     command += ["--script", "reinforce_normalised", "--grid", "max_episodes=1000000"]
     command += ["--grid", "eval_gate=500", "--address", "local", "--cpus", "2", "--out", str(out)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ray_tmp = tempfile.mkdtemp(prefix="rt-", dir="/tmp")  # short: Ray's sockets live in it
+    pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env={**os.environ, "RAY_TMPDIR": ray_tmp}, **pipes)
     deadline = time.monotonic() + 120
     while not list((out / "runs").glob("*/progress.csv")) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -482,3 +490,29 @@ def test_sigterm_stops_the_sweep_and_keeps_what_ran(tmp_path: Path) -> None:
     assert summary["stopped_by"] == "SIGTERM" and summary["trials"]
     assert {trial["status"] for trial in summary["trials"]} == {"stopped"}
     assert "sweep: stopped by SIGTERM" in stdout
+    # The sweep skips the interpreter's teardown once Ray is down: none of its processes is left.
+    deadline = time.monotonic() + 10
+    while (left := processes_mentioning(ray_tmp)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    names = [process_name(pid) for pid in left]
+    for pid in left:  # not to outlive the test either
+        os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert not names
+
+
+def processes_mentioning(folder: str) -> list[int]:
+    """Processes with a file open in ``folder`` (Ray's agents rename themselves and drop the
+    environment, but keep their logs open in the session folder)."""
+    found = []
+    for process in Path("/proc").glob("[0-9]*"):
+        try:
+            if any(os.readlink(fd).startswith(folder) for fd in (process / "fd").iterdir()):
+                found.append(int(process.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def process_name(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
