@@ -223,12 +223,15 @@ class PolicyAgent(kymnasium.Agent):
     def act_batch(self, observations: Any) -> np.ndarray:
         """The greedy actions for a batch of raw observations, each as `act` computes it (up to
         float rounding): training's solve check plays its episodes side by side with this."""
-        outputs = self._forward(np.asarray(observations, dtype=np.float32))
-        return np.asarray([self._action(output) for output in outputs])
+        return self._actions(self._forward(np.asarray(observations, dtype=np.float32)))
 
     @abstractmethod
     def _action(self, output: np.ndarray) -> Any:
         """Turn the model's action output for one observation into what `env.step` accepts."""
+
+    def _actions(self, outputs: np.ndarray) -> np.ndarray:
+        """`_action` on every row of a batch (subclasses do it in one go)."""
+        return np.asarray([self._action(output) for output in outputs])
 
     # ------------------------------------------------------------------ files
     @classmethod

@@ -35,3 +35,10 @@ class CartPoleAgent(PolicyAgent):
         if np.count_nonzero(output == output[best]) == 1:
             return best
         return int(self._rng.choice(np.flatnonzero(output == output[best])))
+
+    def _actions(self, outputs: np.ndarray) -> np.ndarray:
+        best = outputs.argmax(axis=1)
+        tied = np.count_nonzero(outputs == outputs.max(axis=1, keepdims=True), axis=1) > 1
+        for row in np.flatnonzero(tied):  # exact ties: the seeded generator, as act
+            best[row] = self._action(outputs[row])
+        return best

@@ -37,3 +37,5 @@ class InvertedPendulumAgent(PolicyAgent):
         return np.minimum(np.maximum(output, ACTION_LOW), ACTION_HIGH).astype(
             np.float32, copy=False
         )
+
+    _actions = _action  # elementwise: a batch of outputs is clipped the same way

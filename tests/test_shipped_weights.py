@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import keras
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from agents import AGENT_CLASSES
 from agents.agent_files import agent_paths, sha256_of
 from agents.evaluation import evaluate
 from agents.numpy_forward import KERAS_TOLERANCE
-from training.solve_check import SolveCheck, greedy_mean
+from training.solve_check import greedy_mean
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEIGHTS = REPO_ROOT / "weights"
@@ -72,7 +73,7 @@ def test_the_solve_check_plays_the_episodes_evaluate_plays(kind: str, weights: P
     The early checkpoints' episodes end at varied lengths, which any difference would move."""
     agent_class = AGENT_CLASSES[kind]
     agent, env_id = agent_class.load(weights / kind), agent_class.env_id
-    envs = SolveCheck.make_envs(env_id, RECHECKED_EPISODES)
+    envs = gym.make_vec(env_id, RECHECKED_EPISODES, vectorization_mode="sync")  # copies
     batched, finished = greedy_mean(envs, agent.act_batch, 0.0, MAXIMUM[kind], seed=7000)
     assert finished and batched == evaluate(agent, env_id, RECHECKED_EPISODES, seed=7000).mean
 

@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.evaluation import best_reachable_mean
+from training.rollouts import make_envs
 from training.run_state import RunState
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never reuse training resets
@@ -40,10 +41,12 @@ def greedy_mean(
 
 class SolveCheck:
     """Every ``eval_every`` updates once the recent training scores reach ``eval_gate``, the
-    agent the run would save plays the ``eval_episodes`` greedy episodes that
-    :func:`agents.evaluation.evaluate` would play (same seeds), side by side and through its own
-    forward pass batched (``act_batch``: what ``act`` computes, a step of every episode a call).
-    ``submit.py`` plays its episodes through ``act``, one call a step, as the evaluator does."""
+    agent the run would save plays ``eval_episodes`` greedy episodes side by side, through its
+    own forward pass batched (``act_batch``: what ``act`` computes, a step of every episode a
+    call). Where the environments are copies (the pendulum's), these are the episodes
+    :func:`agents.evaluation.evaluate` plays with the same seed; CartPole's native vector
+    environment, twice as fast, draws its own. ``submit.py`` plays through ``act``, as the
+    evaluator does."""
 
     def __init__(self, settings: Any, env_id: str) -> None:
         self.settings = settings  # a RunSettings, read by attribute (training.settings is above)
@@ -65,7 +68,7 @@ class SolveCheck:
         ):
             return False
         if self.envs is None:
-            self.envs = self.make_envs(self.env_id, s.eval_episodes)
+            self.envs = make_envs(self.env_id, s.eval_episodes)
         seed = s.seed * EVAL_SEED_OFFSET + state.updates
         act_batch = make_agent().act_batch
         mean, finished = greedy_mean(self.envs, act_batch, bar, self.max_episode_steps, seed)
@@ -76,11 +79,6 @@ class SolveCheck:
             | {figure: float(mean)}
         )
         return finished and mean >= bar
-
-    @staticmethod
-    def make_envs(env_id: str, episodes: int) -> gym.vector.VectorEnv:
-        """Not natively vectorised (CartPole's own seeds differently): evaluate's episodes."""
-        return gym.make_vec(env_id, episodes, vectorization_mode="sync")
 
     def close(self) -> None:
         if self.envs is not None:
