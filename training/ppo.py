@@ -292,13 +292,10 @@ class PPO:
         """The NumPy policy on the collector's (standardised) observations: (actions for the
         environments, clipped; actions to learn from)."""
         self.actor_forward.refresh()  # the current weights
-        forward = self.actor_forward
-        log_std = None if self.bounds is None else self.log_std.numpy().astype(np.float32)
-
-        def outputs(observations: np.ndarray):
-            return forward(observations) if log_std is None else (forward(observations), log_std)
-
-        return rollouts.make_policy(outputs, self.space)
+        if self.bounds is None:
+            return rollouts.make_policy(self.actor_forward, self.space)
+        forward, log_std = self.actor_forward, self.log_std.numpy().astype(np.float32)
+        return rollouts.make_policy(lambda x: (forward(x), log_std), self.space)
 
     @property
     def exported(self):

@@ -303,9 +303,7 @@ class RunFolder:
             raise DamagedRunFileError(path, problem, advice) from error
         return prefix
 
-    def plot_learning_curve(self, drawer: Any, title: str, threshold: float | None) -> Path:
+    def plot_learning_curve(self, drawer: Any, title: str, threshold: float | None) -> None:
         """learning_curve.png from progress.csv, by a ``training.learning_curve.CurveDrawer``."""
         png = drawer.png(self.read_progress(), title, threshold)
-        path = self.path / "learning_curve.png"
-        atomic_write(path, lambda stream: stream.write(png))
-        return path
+        atomic_write(self.path / "learning_curve.png", lambda stream: stream.write(png))

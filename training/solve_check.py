@@ -59,13 +59,9 @@ class SolveCheck:
         earlier = [record for record in state.evaluations if record["update"] == state.updates]
         if earlier:  # evaluated before an interruption: the same answer, not a second record
             return any(r.get("agent_greedy_mean", -math.inf) >= bar for r in earlier)
-        recent = list(state.scores)[-s.gate_episodes :]
-        if (
-            state.updates == 0
-            or state.updates % s.eval_every
-            or len(recent) < s.gate_episodes
-            or np.mean(recent) < s.eval_gate
-        ):
+        recent, due = list(state.scores)[-s.gate_episodes :], state.updates % s.eval_every == 0
+        gate_shut = len(recent) < s.gate_episodes or np.mean(recent) < s.eval_gate
+        if state.updates == 0 or not due or gate_shut:
             return False
         if self.envs is None:
             self.envs = make_envs(self.env_id, s.eval_episodes)
@@ -73,11 +69,8 @@ class SolveCheck:
         act_batch = make_agent().act_batch
         mean, finished = greedy_mean(self.envs, act_batch, bar, self.max_episode_steps, seed)
         figure = f"agent_greedy_{'mean' if finished else 'upper_bound'}"
-        wall_time = round(state.wall_time(), 3)
-        state.evaluations.append(
-            {"update": state.updates, "episode": state.episodes, "wall_time": wall_time}
-            | {figure: float(mean)}
-        )
+        when = {"update": state.updates, "episode": state.episodes}
+        state.evaluations.append(when | {"wall_time": round(state.wall_time(), 3), figure: mean})
         return finished and mean >= bar
 
     def close(self) -> None:
