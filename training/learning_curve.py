@@ -42,10 +42,7 @@ def serve() -> None:
     import matplotlib.backends.backend_agg  # noqa: F401 - savefig's canvas, imported ahead
     from matplotlib.figure import Figure  # no pyplot: no backend to choose
 
-    request = sys.stdin.buffer.read()
-    if not request:
-        return
-    column, title, threshold = json.loads(request)
+    column, title, threshold = json.loads(sys.stdin.buffer.read())  # killed if never asked
     figure = Figure(figsize=(8, 4.5))
     axes = figure.subplots()
     axes.plot(column["episode"], column["reward"], lw=0.6, alpha=0.4, label="episode reward")

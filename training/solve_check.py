@@ -23,12 +23,10 @@ def greedy_mean(
 ) -> tuple[float, bool]:
     """(mean score of one greedy episode per environment, True), or (an upper bound on it,
     False) once the bound falls below ``threshold``: unfinished episodes count at the most an
-    episode can score (both tasks pay 1 a step while an episode runs). Environment i is reset
-    with ``seed + i``, as :func:`agents.evaluation.evaluate` resets its episode i."""
-    num_envs = envs.num_envs
-    observations, _ = envs.reset(seed=seed)
-    totals = np.zeros(num_envs)
-    running = np.ones(num_envs, dtype=bool)
+    episode can score (both tasks pay 1 a step while an episode runs). Copies of an environment
+    reset copy i with ``seed + i``, as :func:`agents.evaluation.evaluate` resets its episode i."""
+    num_envs, (observations, _) = envs.num_envs, envs.reset(seed=seed)
+    totals, running = np.zeros(num_envs), np.ones(num_envs, dtype=bool)
     while running.any():
         observations, rewards, terminated, truncated, _ = envs.step(act_batch(observations))
         totals += rewards * running
