@@ -293,8 +293,8 @@ def _request_stop(signum: int, frame: Any) -> None:
 
 
 def run_trials(plan: Namespace, script: Script, space: dict) -> tuple:
-    """Every trial on Tune, in Tune's order: their Results with decoded configs, and where they
-    ran. A signal stops them all through Tune's stopper."""
+    """Every trial on Tune, in Tune's order: their Results with decoded configs, where they ran,
+    and the thread shutting Ray down. A signal stops them all through Tune's stopper."""
     import ray
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback
