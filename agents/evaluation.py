@@ -10,7 +10,7 @@ tests/test_shipped_weights.py checks that both score alike.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -105,12 +105,6 @@ def collect_observations(agent: ActingAgent, env_id: str, count: int, seed: int)
     return observations
 
 
-def best_reachable_mean(returns: Sequence[float], episodes: int, max_score: float) -> float:
-    """The highest mean over `episodes` still possible after `returns`, counting every episode
-    still to play at `max_score` (one point a step up to the time limit, on both tasks)."""
-    return (sum(returns) + (episodes - len(returns)) * max_score) / episodes
-
-
 def evaluate(
     agent: ActingAgent,
     env_id: str,
@@ -119,16 +113,12 @@ def evaluate(
     max_steps: int | None = None,
     render_mode: str | None = None,
     wrap_env: Callable[[gym.Env], gym.Env] | None = None,
-    give_up_below: float | None = None,
 ) -> EvaluationResult:
     """Run `episodes` greedy episodes, episode i reset with seed `seed + i`.
 
     Raises `InvalidActionError` at the first action outside the action space, since the
     evaluator would fail there too. `render_mode` and `wrap_env` (say, gymnasium's
     `RecordVideo`) film the scored episodes in this process, which never holds TensorFlow.
-    `give_up_below` stops after the first episode that puts this mean out of reach, counting
-    every episode still to play at the most it can score (one point a step up to the time
-    limit, as on both tasks); the result then holds fewer than `episodes` episodes.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
@@ -158,10 +148,6 @@ def evaluate(
                 done = terminated or truncated
             returns.append(float(info["episode"]["r"]))
             lengths.append(int(info["episode"]["l"]))
-            if give_up_below is not None:
-                reachable = best_reachable_mean(returns, episodes, env.spec.max_episode_steps)
-                if reachable < give_up_below:
-                    break
     finally:
         env.close()
     p50, p99 = np.percentile(np.asarray(act_ns, dtype=np.float64) / 1e3, [50, 99])

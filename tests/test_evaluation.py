@@ -78,21 +78,3 @@ def test_evaluate_refuses_meaningless_arguments() -> None:
         evaluate(_PushTowardsThePole(), "CartPole-v1", episodes=0, seed=0)
     with pytest.raises(ValueError, match="max_steps"):
         evaluate(_PushTowardsThePole(), "CartPole-v1", episodes=1, seed=0, max_steps=0)
-
-
-class AlwaysLeft:
-    """Pushes left every step: CartPole falls in about ten steps."""
-
-    def act(self, observation, info):
-        return 0
-
-
-def test_evaluation_gives_up_once_the_bar_is_out_of_reach() -> None:
-    full = evaluate(AlwaysLeft(), "CartPole-v1", 5, seed=0)
-    assert full.episodes == 5 and full.max < 50
-    # After one short episode the mean of 5 can reach at most (l + 4 * 500) / 5 < 475.
-    early = evaluate(AlwaysLeft(), "CartPole-v1", 5, seed=0, give_up_below=475.0)
-    assert early.returns == full.returns[:1]
-    # A bar still in reach plays every episode.
-    reachable = evaluate(AlwaysLeft(), "CartPole-v1", 5, seed=0, give_up_below=5.0)
-    assert reachable.returns == full.returns
