@@ -280,6 +280,12 @@ class Trainer:
                 part.close()
         self.run = self.envs = self.solve_check = self.drawer = None
 
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:  # a failure still releases the lock
+        self.close()
+
 
 def train(
     settings: RunSettings,
@@ -292,12 +298,9 @@ def train(
     """Train ``script``'s algorithm in a new run folder, or continue the run in ``resume``;
     ``command`` goes to its command.txt, ``on_update`` gets :meth:`Trainer.progress`, and
     ``curve`` draws learning_curve.png at the end."""
-    trainer = Trainer(settings, script, curve)
-    try:
+    with Trainer(settings, script, curve) as trainer:  # a full disk, a bug: lock released
         trainer.start(resume, command)
         return trainer.train(on_update)
-    finally:  # a failure (a full disk, a bug) still releases the run folder's lock
-        trainer.close()
 
 
 def run_script(script: Script, argv: list[str] | None = None) -> int:

@@ -249,12 +249,9 @@ def run_trial(config: dict[str, Any], plan: Namespace) -> None:
         objective = report.objective(values.get("solved", False), *limits)
         tune.report({**values, "greedy_score": greedy, "objective": objective})
 
-    trainer = Trainer(settings, script, curve=False, warm=WARM.get(script.name))  # curves: at end
-    try:
-        trainer.start(None, plan.command)
+    with Trainer(settings, script, curve=False, warm=WARM.get(script.name)) as trainer:
+        trainer.start(None, plan.command)  # curve=False: the sweep draws its curves at the end
         result = trainer.train(send)
-    finally:
-        trainer.close()
     if "warm" in inspect.signature(script.algorithm_class).parameters:
         WARM[script.name] = trainer.algorithm  # the worker's next trial goes on from its update
     greedy = result.greedy_figure[1] if result.greedy_figure else None
